@@ -1,0 +1,62 @@
+"""ParT pair features from two particles' 4-vectors: ln Δ, ln kT, ln z, ln m²."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+_EPS = 1e-8
+
+
+def _pt_rapidity_phi(vectors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Transverse momentum, rapidity and azimuth of ``[..., 4]`` (px, py, pz, E) vectors."""
+    px, py, pz, energy = vectors.unbind(dim=-1)
+    pt = torch.sqrt(px * px + py * py)
+    # Rapidity, guarded against E <= |pz| (massless rounding) and padding (all zeros).
+    plus = (energy + pz).clamp(min=_EPS)
+    minus = (energy - pz).clamp(min=_EPS)
+    rapidity = 0.5 * torch.log(plus / minus)
+    phi = torch.atan2(py, px)
+    return pt, rapidity, phi
+
+
+def pair_features(vectors: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Compute the 4 ParT pair features for every pair of particles in each jet.
+
+    Args:
+        vectors: (px, py, pz, E) in GeV.
+        mask: True for real particles.
+
+    Returns:
+        ``[B, N, N, 4]`` float tensor of (ln Δ, ln kT, ln z, ln m²); entries where either
+        particle is padding are 0. The diagonal (a particle with itself) is finite.
+
+    Shapes:
+        - vectors: ``[B, N, 4]``
+        - mask: ``[B, N]``
+        - output: ``[B, N, N, 4]``
+    """
+    pt, rapidity, phi = _pt_rapidity_phi(vectors)
+    pt_a, pt_b = pt.unsqueeze(2), pt.unsqueeze(1)
+    delta_y = rapidity.unsqueeze(2) - rapidity.unsqueeze(1)
+    delta_phi = (
+        torch.remainder(phi.unsqueeze(2) - phi.unsqueeze(1) + math.pi, 2 * math.pi) - math.pi
+    )
+    delta = torch.sqrt(delta_y * delta_y + delta_phi * delta_phi)
+    pt_min = torch.minimum(pt_a, pt_b)
+    kt = pt_min * delta
+    z = pt_min / (pt_a + pt_b).clamp(min=_EPS)
+    summed = vectors.unsqueeze(2) + vectors.unsqueeze(1)
+    m2 = summed[..., 3] ** 2 - (summed[..., :3] ** 2).sum(dim=-1)
+    features = torch.stack(
+        [
+            torch.log(delta.clamp(min=_EPS)),
+            torch.log(kt.clamp(min=_EPS)),
+            torch.log(z.clamp(min=_EPS)),
+            torch.log(m2.clamp(min=_EPS)),
+        ],
+        dim=-1,
+    )
+    pair_mask = (mask.unsqueeze(2) & mask.unsqueeze(1)).unsqueeze(-1)
+    return torch.where(pair_mask, features, torch.zeros_like(features))

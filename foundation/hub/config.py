@@ -1,0 +1,198 @@
+"""``config.json`` of a checkpoint folder: written from a :class:`Model`, read and validated."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+from foundation import __version__
+from foundation.hub.errors import CheckpointError
+from foundation.hub.schema import FeatureSchema
+from foundation.model import Model
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+CARD_FILE = "README.md"
+FORMAT_NAME = "foundation-checkpoint"
+FORMAT_VERSION = 1
+"""Version of the folder layout and config schema; a loader refuses a newer one."""
+
+
+def model_config(
+    model: Model,
+    feature_schema: FeatureSchema,
+    provenance: Mapping[str, Any] | None = None,
+    base: Mapping[str, Any] | None = None,
+    name: str | None = None,
+) -> dict[str, Any]:
+    """The ``config.json`` content describing ``model``.
+
+    Raises:
+        ValueError: the model's backbone name is unknown, or an argument is not
+            JSON-serialisable.
+    """
+    if not model.backbone_name:
+        raise ValueError(
+            "cannot save a model whose backbone name is unknown: build it with "
+            "Model.create(name, ...) or Model(backbone, backbone_name=name)"
+        )
+    heads = {
+        head_name: {
+            "type": head.head_type,
+            "kwargs": dict(head.config),
+            "loss_weight": model.loss_weights[head_name],
+            "level": head.level,
+            "target": head.target_key,
+            "label_names": list(head.label_names),
+            "output_names": list(head.output_names),
+        }
+        for head_name, head in model.heads.items()
+    }
+    config = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "library_version": __version__,
+        "name": name,
+        "backbone": {
+            "name": model.backbone_name,
+            "kwargs": dict(getattr(model.backbone, "config", {}) or {}),
+            "num_features": int(model.backbone.num_features),
+        },
+        "adapters": [dict(adapter) for adapter in model.adapters],
+        "heads": heads,
+        "feature_schema": feature_schema.to_dict(),
+        "provenance": dict(provenance) if provenance is not None else None,
+        "base": dict(base) if base is not None else None,
+    }
+    try:
+        json.dumps(config, allow_nan=False)
+    except (TypeError, ValueError) as error:
+        raise ValueError(
+            f"checkpoint config is not JSON-serialisable ({error}); backbone and head arguments, "
+            "provenance and normalization must be plain numbers, strings, lists and dicts"
+        ) from None
+    return config
+
+
+def write_config(folder: Path, config: Mapping[str, Any]) -> None:
+    """Write ``config.json`` (2-space indent; head order is kept)."""
+    text = json.dumps(config, indent=2, allow_nan=False)
+    (folder / CONFIG_FILE).write_text(text + "\n", encoding="utf-8")
+
+
+def read_config(folder: str | PathLike[str]) -> dict[str, Any]:
+    """Read and validate ``folder/config.json``.
+
+    Raises:
+        CheckpointError: the file is missing, not JSON, from a newer format version, or misses
+            a required field (the message names the field).
+    """
+    path = Path(folder) / CONFIG_FILE
+    if not path.is_file():
+        raise CheckpointError(path, "file is missing; this is not a checkpoint folder")
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise CheckpointError(path, f"is not valid JSON ({error})") from None
+    if not isinstance(config, dict):
+        raise CheckpointError(path, f"expected a JSON object, found {type(config).__name__}")
+    validate_config(config, path)
+    return config
+
+
+def validate_config(config: Mapping[str, Any], path: str | PathLike[str]) -> None:
+    """Check the format, the versions and the required fields of a config.
+
+    Raises:
+        CheckpointError: see :func:`read_config`.
+    """
+    if config.get("format") != FORMAT_NAME:
+        raise CheckpointError(
+            path, f"field 'format': expected {FORMAT_NAME!r}, found {config.get('format')!r}"
+        )
+    version = config.get("format_version")
+    if not isinstance(version, int) or version < 1:
+        raise CheckpointError(
+            path, f"field 'format_version': expected a positive integer, found {version!r}"
+        )
+    if version > FORMAT_VERSION:
+        raise CheckpointError(
+            path,
+            f"checkpoint format version {version} is newer than this library supports "
+            f"({FORMAT_VERSION}); it was written by foundation {config.get('library_version')}, "
+            f"this is foundation {__version__}",
+            "upgrade foundation (pip install -U foundation-jets)",
+        )
+    written_by = config.get("library_version")
+    if not isinstance(written_by, str) or parse_version(written_by) is None:
+        raise CheckpointError(
+            path, f"field 'library_version': expected a version string, found {written_by!r}"
+        )
+    _require(config, "backbone", dict, path)
+    _require(config["backbone"], "name", str, path, "backbone.name")
+    _require(config["backbone"], "kwargs", dict, path, "backbone.kwargs")
+    _require(config, "heads", dict, path)
+    for name, head in config["heads"].items():
+        if not isinstance(head, dict):
+            raise CheckpointError(path, f"field 'heads.{name}': expected an object, found {head!r}")
+        _require(head, "type", str, path, f"heads.{name}.type")
+        _require(head, "kwargs", dict, path, f"heads.{name}.kwargs")
+        weight = head.get("loss_weight", 1.0)
+        if not isinstance(weight, (int, float)) or weight < 0:
+            raise CheckpointError(
+                path, f"field 'heads.{name}.loss_weight': expected a number >= 0, found {weight!r}"
+            )
+    _require(config, "feature_schema", dict, path)
+    try:
+        FeatureSchema.from_dict(config["feature_schema"])
+    except ValueError as error:
+        raise CheckpointError(path, f"field 'feature_schema': {error}") from None
+    adapters = config.get("adapters") or []
+    if not isinstance(adapters, list) or not all(
+        isinstance(a, dict) and isinstance(a.get("type"), str) and isinstance(a.get("kwargs"), dict)
+        for a in adapters
+    ):
+        raise CheckpointError(
+            path,
+            f"field 'adapters': expected a list of {{type, kwargs}} objects, found {adapters!r}",
+        )
+    base = config.get("base")
+    if base is not None:
+        _require(config, "base", dict, path)
+        _require(base, "name_or_path", str, path, "base.name_or_path")
+        _require(base, "sha256", str, path, "base.sha256")
+        if not re.fullmatch(r"[0-9a-f]{64}", base["sha256"]):
+            raise CheckpointError(
+                path, f"field 'base.sha256': expected 64 hex digits, found {base['sha256']!r}"
+            )
+
+
+def newer_library(config: Mapping[str, Any]) -> bool:
+    """Whether the checkpoint was written by a newer foundation than this one."""
+    written = parse_version(str(config.get("library_version", "")))
+    current = parse_version(__version__)
+    return written is not None and current is not None and written > current
+
+
+def parse_version(text: str) -> tuple[int, ...] | None:
+    """``"1.2.3rc1"`` -> ``(1, 2, 3)``; None if it does not start with a number."""
+    match = re.match(r"^(\d+(?:\.\d+)*)", text.strip())
+    return tuple(int(part) for part in match.group(1).split(".")) if match else None
+
+
+def _require(
+    data: Mapping[str, Any],
+    key: str,
+    kind: type,
+    path: str | PathLike[str],
+    label: str | None = None,
+) -> None:
+    value = data.get(key)
+    if not isinstance(value, kind):
+        raise CheckpointError(
+            path, f"field {label or key!r}: expected {kind.__name__}, found {value!r}"
+        )

@@ -1,0 +1,133 @@
+"""Turn a checkpoint reference (folder, pretrained name, Hub repo id) into a local folder."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from os import PathLike
+from pathlib import Path
+
+from foundation.hub.config import CONFIG_FILE, WEIGHTS_FILE
+from foundation.hub.download import HUB_PREFIX, download_snapshot, is_repo_id
+from foundation.hub.errors import CheckpointError
+from foundation.hub.pretrained import find_pretrained, list_pretrained
+
+LOCAL_PREFIX = "local-dir:"
+
+
+@dataclass(frozen=True)
+class ResolvedCheckpoint:
+    """Where a checkpoint reference points to.
+
+    Attributes:
+        folder: local folder holding ``config.json`` (and, once resolved, the weights).
+        kind: ``"local"``, ``"pretrained"`` or ``"hub"``.
+        reference: the reference as given (without prefix).
+        revision: the Hub revision asked for (None for local folders).
+        repo_id: the Hub repo the files came from, if any.
+    """
+
+    folder: Path
+    kind: str
+    reference: str
+    revision: str | None = None
+    repo_id: str | None = None
+
+
+def resolve_checkpoint(
+    name_or_path: str | PathLike[str],
+    revision: str | None = None,
+    *,
+    search_paths: Sequence[str | PathLike[str]] | None = None,
+    fetch: bool = True,
+) -> ResolvedCheckpoint:
+    """Find (and, for the Hub, download) a checkpoint.
+
+    Resolution order of a string: ``hf-hub:org/name`` (Hub); ``local-dir:PATH`` or an existing
+    folder (local); a registered pretrained name (see :func:`~foundation.hub.list_pretrained`);
+    ``org/name`` (Hub). A registered folder without weights whose ``config.json`` has
+    ``"hub": {"repo_id": ..., "revision": ...}`` is fetched from that repo.
+
+    Args:
+        name_or_path: the reference.
+        revision: Hub branch, tag or commit (overrides a registered entry's revision).
+        search_paths: folders of named checkpoints (default: see ``checkpoint_search_paths``).
+        fetch: download from the Hub when needed (False returns the registered folder as is).
+
+    Raises:
+        KeyError: the reference matches nothing (the message lists the registered names).
+        ValueError: a revision was given for a local folder.
+        HubDownloadError: a Hub download failed.
+    """
+    if isinstance(name_or_path, PathLike):
+        return _local(Path(name_or_path), revision)
+    text = str(name_or_path)
+    if text.startswith(HUB_PREFIX):
+        return _hub(text.removeprefix(HUB_PREFIX), revision, text)
+    if text.startswith(LOCAL_PREFIX):
+        return _local(Path(text.removeprefix(LOCAL_PREFIX)), revision)
+    if Path(text).is_dir():
+        return _local(Path(text), revision)
+    registered = find_pretrained(text, search_paths)
+    if registered is not None:
+        return _registered(text, registered, revision, fetch)
+    if is_repo_id(text):
+        return _hub(text, revision, text)
+    names = ", ".join(list_pretrained(search_paths)) or "none"
+    raise KeyError(
+        f"unknown checkpoint {text!r}: not a folder, not a registered pretrained name "
+        f"(registered: {names}) and not a Hub repo id ('org/name' or 'hf-hub:org/name')"
+    )
+
+
+def _local(folder: Path, revision: str | None) -> ResolvedCheckpoint:
+    if revision is not None:
+        raise ValueError(
+            f"{folder}: a revision ({revision!r}) only applies to Hub repos, not to a local folder"
+        )
+    if not folder.is_dir():
+        raise CheckpointError(folder, "checkpoint folder does not exist")
+    return ResolvedCheckpoint(folder=folder, kind="local", reference=str(folder))
+
+
+def _hub(repo_id: str, revision: str | None, reference: str) -> ResolvedCheckpoint:
+    folder = download_snapshot(repo_id, revision)
+    return ResolvedCheckpoint(
+        folder=folder, kind="hub", reference=reference, revision=revision, repo_id=repo_id
+    )
+
+
+def _registered(name: str, folder: Path, revision: str | None, fetch: bool) -> ResolvedCheckpoint:
+    pointer = _hub_pointer(folder)
+    has_weights = (folder / WEIGHTS_FILE).is_file()
+    if pointer is None or (has_weights and revision is None) or not fetch:
+        if revision is not None and pointer is None:
+            raise ValueError(
+                f"pretrained {name!r} ({folder}) is a local folder without a Hub source; "
+                f"a revision ({revision!r}) does not apply"
+            )
+        return ResolvedCheckpoint(folder=folder, kind="pretrained", reference=name)
+    repo_id = pointer["repo_id"]
+    revision = revision or pointer.get("revision")
+    downloaded = download_snapshot(repo_id, revision)
+    return ResolvedCheckpoint(
+        folder=downloaded, kind="hub", reference=name, revision=revision, repo_id=repo_id
+    )
+
+
+def _hub_pointer(folder: Path) -> dict[str, str] | None:
+    """The ``hub`` entry of a registered folder's config.json, if any."""
+    path = folder / CONFIG_FILE
+    try:
+        pointer = json.loads(path.read_text(encoding="utf-8")).get("hub")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if pointer is None:
+        return None
+    if not isinstance(pointer, dict) or not isinstance(pointer.get("repo_id"), str):
+        raise CheckpointError(
+            path,
+            f"field 'hub': expected {{'repo_id': 'org/name', 'revision': ...}}, found {pointer!r}",
+        )
+    return pointer

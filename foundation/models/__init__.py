@@ -1,0 +1,1 @@
+"""Backbones: a registry of architectures sharing one contract (JetBatch in, Features out)."""

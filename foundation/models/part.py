@@ -1,0 +1,247 @@
+"""Particle Transformer (ParT; Qu, Li, Qian, ICML 2022, arXiv:2202.03772), from the paper.
+
+Particles are embedded by an MLP; the 4 pair features (ln Δ, ln kT, ln z, ln m²) of every pair
+are embedded by a pointwise MLP into one bias per head, added to the attention logits of every
+particle attention block; class-attention blocks then let a learned class token read the
+particles into the jet embedding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from foundation.data.batch import JetBatch
+from foundation.models.base import Backbone, Features
+from foundation.models.builder import build_backbone, jsonable
+from foundation.models.layers import (
+    MultiheadAttention,
+    PairEmbedding,
+    attention_allowed,
+    pad_particles,
+    trim_padding,
+    zero_padding,
+)
+from foundation.models.registry import register_backbone
+
+
+class ParticleEmbedding(nn.Module):
+    """ParT's particle embedding: an MLP with GELU and layer normalisation in between.
+
+    ``Linear -> GELU``, then ``LayerNorm -> Linear -> GELU`` for every further width.
+
+    Args:
+        in_features: particle features ``F``.
+        dims: layer widths, e.g. ``(128, 512, 128)``; the output width is ``dims[-1]``.
+
+    Shapes:
+        - x: ``[B, N, F]``
+        - output: ``[B, N, dims[-1]]``
+    """
+
+    def __init__(self, in_features: int, dims: Sequence[int]) -> None:
+        super().__init__()
+        if not dims:
+            raise ValueError("embed_dims must name at least one layer width, found []")
+        layers: list[nn.Module] = []
+        width = in_features
+        for index, out in enumerate(dims):
+            if index:
+                layers.append(nn.LayerNorm(width))
+            layers += [nn.Linear(width, out), nn.GELU()]
+            width = out
+        self.mlp = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.mlp(x)
+
+
+class ParTBlock(nn.Module):
+    """ParT attention block, pre-LN with the paper's extra (NormFormer) norms.
+
+    ``x + LN(MHA(LN(x)))`` then ``x + Linear(LN(GELU(Linear(LN(x)))))``. As a particle
+    attention block (``context=None``) it is self-attention with the pair biases in
+    ``attn_mask``; as a class attention block the class token (``x``, ``L = 1``) attends to
+    ``context = [class token, particles]`` normalised by the same first norm.
+
+    Args:
+        dim: width ``D``.
+        num_heads: attention heads.
+        ffn_ratio: hidden width of the feed-forward part, in units of ``D``.
+        dropout: dropout on attention weights, after attention and in the feed-forward part.
+
+    Shapes:
+        - x: ``[B, L, D]``
+        - attn_mask: ``[B, 1 or H, L, S]`` bool or float (additive), see
+          :class:`~foundation.models.layers.MultiheadAttention`
+        - context: ``[B, S, D]`` or ``None`` (self-attention)
+        - output: ``[B, L, D]``
+    """
+
+    def __init__(self, dim: int, num_heads: int, ffn_ratio: float = 4.0, dropout: float = 0.1):
+        super().__init__()
+        hidden = int(dim * ffn_ratio)
+        self.attn_norm = nn.LayerNorm(dim)
+        self.attn = MultiheadAttention(dim, num_heads, dropout=dropout)
+        self.attn_out_norm = nn.LayerNorm(dim)
+        self.ffn_norm = nn.LayerNorm(dim)
+        self.fc1 = nn.Linear(dim, hidden)
+        self.activation = nn.GELU()
+        self.ffn_mid_norm = nn.LayerNorm(hidden)
+        self.fc2 = nn.Linear(hidden, dim)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(
+        self, x: torch.Tensor, attn_mask: torch.Tensor, context: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        query = self.attn_norm(x)
+        keys = None if context is None else self.attn_norm(context)
+        x = x + self.dropout(self.attn_out_norm(self.attn(query, keys, attn_mask)))
+        hidden = self.dropout(self.activation(self.fc1(self.ffn_norm(x))))
+        return x + self.dropout(self.fc2(self.ffn_mid_norm(hidden)))
+
+
+class ParticleTransformer(Backbone):
+    """Particle Transformer backbone.
+
+    The jet embedding is the layer-normalised class token after the class-attention blocks; the
+    per-particle embeddings are the output of the last particle attention block. Trailing padding
+    is trimmed per batch in eager mode (never while exporting), which changes speed only.
+    Jet-level inputs are not used (``in_jet_features`` is accepted and recorded).
+
+    Args:
+        in_features: particle features ``F``.
+        in_jet_features: jet-level inputs ``J`` (ignored).
+        embed_dims: particle-embedding MLP widths; the model width is ``embed_dims[-1]``.
+        pair_embed_dims: hidden widths of the pair-embedding MLP; ``None`` gives "plain" ParT
+            without interaction biases.
+        num_heads: attention heads.
+        num_layers: particle attention blocks.
+        num_class_layers: class attention blocks.
+        ffn_ratio: feed-forward width in units of the model width.
+        dropout: dropout rate (attention weights, residual branches, feed-forward).
+
+    Shapes:
+        - batch.particles: ``[B, N, F]``; batch.mask: ``[B, N]``; batch.vectors: ``[B, N, 4]``
+        - output.particles: ``[B, N, D]``; output.jet: ``[B, D]`` with ``D = embed_dims[-1]``
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        in_jet_features: int = 0,
+        embed_dims: Sequence[int] = (128, 512, 128),
+        pair_embed_dims: Sequence[int] | None = (64, 64, 64),
+        num_heads: int = 8,
+        num_layers: int = 8,
+        num_class_layers: int = 2,
+        ffn_ratio: float = 4.0,
+        dropout: float = 0.1,
+    ) -> None:
+        super().__init__()
+        self.config: dict[str, Any] = jsonable(
+            {
+                "in_features": in_features,
+                "in_jet_features": in_jet_features,
+                "embed_dims": embed_dims,
+                "pair_embed_dims": pair_embed_dims,
+                "num_heads": num_heads,
+                "num_layers": num_layers,
+                "num_class_layers": num_class_layers,
+                "ffn_ratio": ffn_ratio,
+                "dropout": dropout,
+            }
+        )
+        dim = embed_dims[-1]
+        self.num_features = dim
+        self.embed = ParticleEmbedding(in_features, embed_dims)
+        self.pair_embed = (
+            None if pair_embed_dims is None else PairEmbedding(pair_embed_dims, num_heads)
+        )
+        self.blocks = nn.ModuleList(
+            ParTBlock(dim, num_heads, ffn_ratio, dropout) for _ in range(num_layers)
+        )
+        self.class_blocks = nn.ModuleList(
+            ParTBlock(dim, num_heads, ffn_ratio, dropout) for _ in range(num_class_layers)
+        )
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
+        nn.init.trunc_normal_(self.cls_token, std=0.02)
+        self.norm = nn.LayerNorm(dim)
+
+    def forward(self, batch: JetBatch) -> Features:
+        input_mask, full_count = batch.mask, batch.num_particles
+        batch = trim_padding(batch)
+        mask = batch.mask
+        x = zero_padding(self.embed(batch.particles), mask)
+
+        allowed = attention_allowed(mask, mask)
+        attn_mask: torch.Tensor = allowed
+        if self.pair_embed is not None:
+            bias = self.pair_embed(batch.vectors, mask)
+            attn_mask = bias.masked_fill(~allowed, float("-inf"))
+        for block in self.blocks:
+            x = block(x, attn_mask)
+        x = zero_padding(x, mask)
+
+        cls = self.cls_token.expand(x.shape[0], -1, -1).to(x.dtype)
+        # The class token is always a key, so no row of the class attention is fully masked.
+        keys = torch.cat([mask.new_ones(mask.shape[0], 1), mask], dim=1)[:, None, None, :]
+        for block in self.class_blocks:
+            cls = block(cls, keys, context=torch.cat([cls, x], dim=1))
+        jet = self.norm(cls.squeeze(1))
+        return Features(particles=pad_particles(x, full_count), jet=jet, mask=input_mask)
+
+    def layer_groups(self) -> list[list[nn.Parameter]]:
+        """Embeddings (particle and pair), each particle block, each class block, final norm."""
+        first = list(self.embed.parameters())
+        if self.pair_embed is not None:
+            first += list(self.pair_embed.parameters())
+        groups = [first] + [list(block.parameters()) for block in self.blocks]
+        last = [self.cls_token]
+        for block in self.class_blocks:
+            groups.append(last + list(block.parameters()))
+            last = []
+        groups.append(last + list(self.norm.parameters()))
+        return groups
+
+
+@register_backbone("part-tiny")
+def part_tiny(**kwargs: Any) -> ParticleTransformer:
+    """ParT-tiny: width 32, 2 particle + 1 class blocks, 4 heads (trains on a CPU in minutes)."""
+    defaults = {
+        "embed_dims": (32, 64, 32),
+        "pair_embed_dims": (16, 16),
+        "num_heads": 4,
+        "num_layers": 2,
+        "num_class_layers": 1,
+    }
+    return build_backbone(ParticleTransformer, defaults, kwargs)
+
+
+@register_backbone("part-s")
+def part_s(**kwargs: Any) -> ParticleTransformer:
+    """ParT-S: width 64, 6 particle + 2 class blocks, 8 heads, pair embedding (32, 32, 32)."""
+    defaults = {
+        "embed_dims": (64, 256, 64),
+        "pair_embed_dims": (32, 32, 32),
+        "num_heads": 8,
+        "num_layers": 6,
+        "num_class_layers": 2,
+    }
+    return build_backbone(ParticleTransformer, defaults, kwargs)
+
+
+@register_backbone("part")
+def part(**kwargs: Any) -> ParticleTransformer:
+    """ParT as in the paper: embedding (128, 512, 128), 8 + 2 blocks, 8 heads, pairs (64,) * 3."""
+    defaults = {
+        "embed_dims": (128, 512, 128),
+        "pair_embed_dims": (64, 64, 64),
+        "num_heads": 8,
+        "num_layers": 8,
+        "num_class_layers": 2,
+    }
+    return build_backbone(ParticleTransformer, defaults, kwargs)

@@ -1,0 +1,305 @@
+"""Simulation requests: shards, seeds, resume, parallel workers and batch-system splitting."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import multiprocessing
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from foundation import __version__
+from foundation.errors import DataError, OutputExistsError
+from foundation.simulation import truth
+from foundation.simulation.card import DetectorCard
+from foundation.simulation.detector import Detector, GenParticles
+from foundation.simulation.generator import MAX_PYTHIA_SEED, EventBatch, Generator
+from foundation.simulation.jets import EventTruth, JetTable, select_jets, substructure
+from foundation.simulation.processes import PROCESSES, Process
+from foundation.simulation.writer import read_metadata, write_shard
+
+EVENTS_PER_CALL = 100
+"""Events generated per ``Pythia.nextBatch`` call (and clustered together)."""
+MAX_EVENTS_PER_JET = 2000
+"""A shard gives up (with an error) when it needs more events than this per requested jet."""
+
+
+@dataclass(frozen=True)
+class ShardSpec:
+    """Everything that determines one shard's content."""
+
+    process: str
+    index: int
+    n_jets: int
+    seed: int
+    pt_range: tuple[float, float]
+    card: DetectorCard
+    path: Path
+
+    @property
+    def pythia_seed(self) -> int:
+        """A Pythia seed unique to (request seed, process, shard index)."""
+        digest = hashlib.sha256(f"{self.seed}:{self.process}:{self.index}".encode()).digest()
+        return 1 + int.from_bytes(digest[:8], "little") % (MAX_PYTHIA_SEED - 1)
+
+    def identity(self) -> dict[str, Any]:
+        """The fields a finished shard must match to be reused by a rerun."""
+        return {
+            "process": self.process,
+            "shard_index": self.index,
+            "n_jets": self.n_jets,
+            "seed": self.seed,
+            "pythia_seed": self.pythia_seed,
+            "pt_range": list(self.pt_range),
+            "card_digest": self.card.digest(),
+        }
+
+
+def _event_truth(
+    event: dict[str, np.ndarray], process: Process, origin: np.ndarray, event_id: int
+) -> tuple[EventTruth, np.ndarray]:
+    """Truth needed for selection, and the mask of stable visible particles."""
+    absolute_id = np.abs(event["pdg_id"])
+    visible = (event["status"] > 0) & ~np.isin(absolute_id, truth.NEUTRINOS)
+    momenta = np.stack([event["px"], event["py"], event["pz"], event["energy"]], axis=1)
+    decays = []
+    for products in (truth.resonance_decays(event, process.resonance) if process.resonance else []):
+        shown = products[~np.isin(absolute_id[products], truth.NEUTRINOS)]
+        pt = np.hypot(event["px"][shown], event["py"][shown])
+        eta = np.arcsinh(event["pz"][shown] / np.maximum(pt, 1e-12))
+        phi = np.arctan2(event["py"][shown], event["px"][shown])
+        leptons = int(np.isin(absolute_id[products], truth.CHARGED_LEPTONS).sum())
+        decays.append((np.stack([eta, phi], axis=1), leptons))
+    partons = truth.hard_partons(event)
+    parton_pt = np.maximum(np.hypot(event["px"][partons], event["py"][partons]), 1e-12)
+    parton_info = np.stack(
+        [
+            np.arcsinh(event["pz"][partons] / parton_pt),
+            np.arctan2(event["py"][partons], event["px"][partons]),
+            absolute_id[partons].astype(np.float64),
+        ],
+        axis=1,
+    )
+    return EventTruth(momenta[visible], decays, parton_info, event_id), visible
+
+
+def _gen_particles(
+    event: dict[str, np.ndarray], keep: np.ndarray, origin: np.ndarray, charges: np.ndarray
+) -> GenParticles:
+    count = int(keep.sum())
+    return GenParticles(
+        px=event["px"][keep], py=event["py"][keep], pz=event["pz"][keep],
+        energy=event["energy"][keep], vx=event["vx"][keep], vy=event["vy"][keep],
+        vz=event["vz"][keep], charge=charges, pdg_id=event["pdg_id"][keep],
+        origin=origin[keep], source=np.zeros(count, dtype=np.int32),
+    )
+
+
+class _Pileup:
+    """Minimum-bias interactions overlaid on each event (Poisson mean from the card)."""
+
+    def __init__(self, card: DetectorCard, seed: int, rng: np.random.Generator) -> None:
+        self.mean = card.pileup.mean_interactions
+        self.z_sigma = card.pileup.z_sigma
+        self.rng = rng
+        self.generator = (
+            Generator(["SoftQCD:inelastic = on"], 1 + (seed * 7919) % (MAX_PYTHIA_SEED - 1))
+            if self.mean > 0 else None
+        )
+
+    def overlay(self, particles: GenParticles) -> GenParticles:
+        if self.generator is None:
+            return particles
+        count = int(self.rng.poisson(self.mean))
+        if count == 0:
+            return particles
+        batch: EventBatch = self.generator.generate(count)
+        parts = [particles]
+        for k in range(len(batch)):
+            event = batch.event(k)
+            keep = (event["status"] > 0) & ~np.isin(np.abs(event["pdg_id"]), truth.NEUTRINOS)
+            z_offset = self.rng.normal(0.0, self.z_sigma)
+            origin = np.full(len(keep), truth.PILEUP, dtype=np.int8)
+            added = _gen_particles(event, keep, origin, self.generator.charges(event["pdg_id"][keep]))
+            added.vz = added.vz + z_offset
+            added.source = np.full(int(keep.sum()), k + 1, dtype=np.int32)
+            parts.append(added)
+        return GenParticles(
+            **{name: np.concatenate([getattr(p, name) for p in parts])
+               for name in GenParticles.__dataclass_fields__}
+        )
+
+
+def simulate_shard(spec: ShardSpec, progress: Callable[[int], None] | None = None) -> dict:
+    """Generate, reconstruct and write one shard of exactly ``spec.n_jets`` jets.
+
+    Returns:
+        The metadata written into the shard (seeds, counts, timing, card).
+    """
+    process = PROCESSES[spec.process]
+    start = time.perf_counter()
+    generator = Generator(process.pythia_settings(spec.pt_range), spec.pythia_seed)
+    rng = np.random.default_rng(spec.pythia_seed)
+    detector = Detector(spec.card, rng)
+    pileup = _Pileup(spec.card, spec.pythia_seed, rng)
+    table = JetTable()
+    n_events = 0
+    pythia_seconds = 0.0
+    while len(table) < spec.n_jets:
+        if n_events > MAX_EVENTS_PER_JET * spec.n_jets:
+            raise RuntimeError(
+                f"{spec.path}: {n_events} events gave only {len(table)} of {spec.n_jets} jets "
+                f"for process {spec.process} in pT range {spec.pt_range}: check the selection"
+            )
+        tick = time.perf_counter()
+        batch = generator.generate(EVENTS_PER_CALL)
+        pythia_seconds += time.perf_counter() - tick
+        events = []
+        for position in range(len(batch)):
+            event = batch.event(position)
+            event_id = (spec.pythia_seed << 24) | (n_events + position)
+            products = (
+                np.concatenate(truth.resonance_decays(event, process.resonance) or [np.zeros(0, int)])
+                if process.resonance else np.zeros(0, dtype=np.int64)
+            )
+            origin = truth.particle_origins(event, products)
+            event_truth, visible = _event_truth(event, process, origin, event_id)
+            charges = generator.charges(event["pdg_id"][visible])
+            particles = pileup.overlay(_gen_particles(event, visible, origin, charges))
+            events.append((detector.reconstruct(particles), event_truth))
+        n_events += len(batch)
+        before = len(table)
+        select_jets(process, spec.pt_range, events, table, max_jets=spec.n_jets)
+        if progress is not None:
+            progress(len(table) - before)
+    jets = {name: np.asarray(values) for name, values in table.jets.items()}
+    jets.update(substructure(table, process.jet_radius))
+    metadata = {
+        **spec.identity(),
+        "library_version": __version__,
+        "process_description": process.description,
+        "process_settings": process.pythia_settings(spec.pt_range),
+        "jet_radius": process.jet_radius,
+        "card": spec.card.to_dict(),
+        "n_events": n_events,
+        "wall_seconds": round(time.perf_counter() - start, 3),
+        "pythia_seconds": round(pythia_seconds, 3),
+    }
+    write_shard(spec.path, jets, table.particles, metadata)
+    return metadata
+
+
+def plan_shards(
+    processes: list[Process],
+    n_jets: int,
+    out: Path,
+    seed: int,
+    card: DetectorCard,
+    shard_size: int,
+    pt_range: tuple[float, float] | None = None,
+) -> list[ShardSpec]:
+    """Split a request into shards: ``n_jets`` per process, at most ``shard_size`` per shard."""
+    if n_jets <= 0:
+        raise ValueError(f"--jets: expected a positive number of jets, found {n_jets}")
+    if shard_size <= 0:
+        raise ValueError(f"--shard-size: expected a positive number, found {shard_size}")
+    specs = []
+    for process in processes:
+        n_shards = math.ceil(n_jets / shard_size)
+        for index in range(n_shards):
+            size = min(shard_size, n_jets - index * shard_size)
+            specs.append(
+                ShardSpec(
+                    process=process.name,
+                    index=index,
+                    n_jets=size,
+                    seed=seed,
+                    pt_range=tuple(pt_range or process.pt_range),
+                    card=card,
+                    path=out / f"{process.name}_{index:05d}.root",
+                )
+            )
+    return specs
+
+
+def _is_done(spec: ShardSpec, overwrite: bool) -> bool:
+    """Whether a finished shard matching ``spec`` exists (resume), refusing a different one."""
+    if not spec.path.exists():
+        return False
+    if overwrite:
+        return False
+    try:
+        metadata = read_metadata(spec.path)
+    except DataError:
+        raise OutputExistsError(spec.path, "an unreadable shard") from None
+    stored = {key: metadata.get(key) for key in spec.identity()}
+    if stored != spec.identity():
+        different = {key: (stored[key], value) for key, value in spec.identity().items()
+                     if stored[key] != value}
+        raise OutputExistsError(spec.path, f"a shard of another request (stored vs asked: {different})")
+    return True
+
+
+def _run_one(spec: ShardSpec) -> dict:
+    return simulate_shard(spec)
+
+
+def run_shards(
+    specs: list[ShardSpec],
+    workers: int = 1,
+    overwrite: bool = False,
+    show_progress: bool = True,
+) -> list[dict]:
+    """Simulate every shard not already finished; returns the metadata of those it made."""
+    todo = [spec for spec in specs if not _is_done(spec, overwrite)]
+    for spec in specs:
+        spec.path.parent.mkdir(parents=True, exist_ok=True)
+    total = sum(spec.n_jets for spec in todo)
+    results = []
+    skipped = len(specs) - len(todo)
+    with tqdm(total=total, unit="jet", disable=not show_progress,
+              desc=f"simulate ({skipped} shards done before)" if skipped else "simulate") as bar:
+        if workers <= 1:
+            for spec in todo:
+                results.append(simulate_shard(spec, progress=bar.update))
+        else:
+            context = multiprocessing.get_context("spawn")
+            with context.Pool(workers) as pool:
+                for metadata in pool.imap_unordered(_run_one, todo):
+                    bar.update(metadata["n_jets"])
+                    results.append(metadata)
+    return results
+
+
+def select_batch_shards(specs: list[ShardSpec], job: int, n_jobs: int) -> list[ShardSpec]:
+    """The shards of batch job ``job`` out of ``n_jobs`` (``--shard I/N``): every N-th shard."""
+    if n_jobs <= 0 or not 0 <= job < n_jobs:
+        raise ValueError(f"--shard: expected I/N with 0 <= I < N, found {job}/{n_jobs}")
+    return specs[job::n_jobs]
+
+
+def shard_summary(metadata: list[dict]) -> dict[str, float]:
+    """Jets, events and timing totals of finished shards (for the command's report)."""
+    jets = sum(m["n_jets"] for m in metadata)
+    events = sum(m["n_events"] for m in metadata)
+    wall = sum(m["wall_seconds"] for m in metadata)
+    pythia = sum(m["pythia_seconds"] for m in metadata)
+    return {
+        "jets": jets,
+        "events": events,
+        "wall_seconds": wall,
+        "jets_per_second_per_worker": jets / wall if wall else 0.0,
+        "pythia_events_per_second": events / pythia if pythia else 0.0,
+        "pythia_fraction_of_time": pythia / wall if wall else 0.0,
+    }
+
+
+def card_summary(card: DetectorCard) -> dict[str, Any]:
+    """The card as a dictionary (kept here so callers need not import dataclasses)."""
+    return asdict(card)
