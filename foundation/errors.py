@@ -1,4 +1,4 @@
-"""Errors raised on bad user input: each names the source, the field, the expectation and the value."""
+"""Errors raised on bad user input: each names the source, field, expectation and value."""
 
 from __future__ import annotations
 

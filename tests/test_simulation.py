@@ -66,7 +66,7 @@ def test_card_path_and_unknown_name(tmp_path: Path) -> None:
         load_card("no-such-card")
     broken = tmp_path / "broken.yaml"
     broken.write_text("tracker: [1, 2\n")
-    with pytest.raises(DataError, match="broken.yaml"):
+    with pytest.raises(DataError, match=r"broken\.yaml"):
         load_card(broken)
 
 

@@ -39,25 +39,44 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument(
-        "--process", default="toptagging",
+        "--process",
+        default="toptagging",
         help=f"comma-separated processes ({', '.join(PROCESSES)}) or aliases "
-             f"({', '.join(ALIASES)}); default: toptagging (qcd,tbqq)",
+        f"({', '.join(ALIASES)}); default: toptagging (qcd,tbqq)",
     )
     parser.add_argument("--jets", type=int, default=1000, help="jets per process (default 1000)")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument("--seed", type=int, default=1, help="request seed (default 1)")
     parser.add_argument("--shard-size", type=int, default=5000, help="jets per shard file")
     parser.add_argument("--workers", type=int, default=1, help="parallel processes (default 1)")
-    parser.add_argument("--shard", type=_batch_shard, default=None, metavar="I/N",
-                        help="run only batch job I of N (every N-th shard), for batch systems")
+    parser.add_argument(
+        "--shard",
+        type=_batch_shard,
+        default=None,
+        metavar="I/N",
+        help="run only batch job I of N (every N-th shard), for batch systems",
+    )
     parser.add_argument("--card", default="default", help="detector card: shipped name or YAML")
-    parser.add_argument("--pileup", type=float, default=None, metavar="MU",
-                        help="mean pileup interactions (overrides the card; 0 = off)")
-    parser.add_argument("--pt-range", type=_pt_range, default=None, metavar="LOW,HIGH",
-                        help="jet pT window in GeV (default: the process's own)")
+    parser.add_argument(
+        "--pileup",
+        type=float,
+        default=None,
+        metavar="MU",
+        help="mean pileup interactions (overrides the card; 0 = off)",
+    )
+    parser.add_argument(
+        "--pt-range",
+        type=_pt_range,
+        default=None,
+        metavar="LOW,HIGH",
+        help="jet pT window in GeV (default: the process's own)",
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace shards of other requests")
-    parser.add_argument("--validate", action="store_true",
-                        help="then write validation plots and table into OUT/validation")
+    parser.add_argument(
+        "--validate",
+        action="store_true",
+        help="then write validation plots and table into OUT/validation",
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.set_defaults(func=run)
 
@@ -74,18 +93,26 @@ def run(args: argparse.Namespace) -> int:
     )
 
     if args.workers < 1 or args.workers > (os.cpu_count() or 1) * 4:
-        raise ValueError(f"--workers: expected 1..{(os.cpu_count() or 1) * 4}, found {args.workers}")
+        raise ValueError(
+            f"--workers: expected 1..{(os.cpu_count() or 1) * 4}, found {args.workers}"
+        )
     card = load_card(args.card)
     if args.pileup is not None:
         card = card.with_pileup(args.pileup)
     specs = plan_shards(
-        resolve_processes(args.process), args.jets, args.out, args.seed, card, args.shard_size,
+        resolve_processes(args.process),
+        args.jets,
+        args.out,
+        args.seed,
+        card,
+        args.shard_size,
         args.pt_range,
     )
     if args.shard is not None:
         specs = select_batch_shards(specs, *args.shard)
-    made = run_shards(specs, workers=args.workers, overwrite=args.overwrite,
-                      show_progress=not args.no_progress)
+    made = run_shards(
+        specs, workers=args.workers, overwrite=args.overwrite, show_progress=not args.no_progress
+    )
     if made:
         summary = shard_summary(made)
         print(

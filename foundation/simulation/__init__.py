@@ -1,1 +1,1 @@
-"""Detector-level jet simulation: Pythia 8, a parametrized detector, FastJet, JetClass-format files."""
+"""Detector-level jet simulation: Pythia 8, parametrized detector, FastJet, JetClass files."""

@@ -46,7 +46,9 @@ class GenParticles:
 
     def select(self, keep: np.ndarray) -> GenParticles:
         """The particles where ``keep`` is True (a boolean or index array)."""
-        return GenParticles(**{name: getattr(self, name)[keep] for name in self.__dataclass_fields__})
+        return GenParticles(
+            **{name: getattr(self, name)[keep] for name in self.__dataclass_fields__}
+        )
 
 
 @dataclass
@@ -118,7 +120,9 @@ class Detector:
         calo_particles = particles.select(~tracked & (np.abs(particles.pdg_id) != 13))
         electromagnetic = np.isin(np.abs(calo_particles.pdg_id), (11, 22))
         photons = self._cells(calo_particles.select(electromagnetic), self.card.ecal, PHOTON)
-        hadrons = self._cells(calo_particles.select(~electromagnetic), self.card.hcal, NEUTRAL_HADRON)
+        hadrons = self._cells(
+            calo_particles.select(~electromagnetic), self.card.hcal, NEUTRAL_HADRON
+        )
         return Candidates(
             **{
                 name: np.concatenate([getattr(part, name) for part in (tracks, photons, hadrons)])
@@ -154,11 +158,21 @@ class Detector:
         d0 = d0_true + d0_error * self.rng.standard_normal(count)
         dz = dz_true + dz_error * self.rng.standard_normal(count)
         return Candidates(
-            px=px, py=py, pz=pz, energy=energy,
-            charge=np.sign(particles.charge).astype(np.float32), kind=kind,
-            d0=d0, d0_error=d0_error, dz=dz, dz_error=dz_error,
-            origin=particles.origin, source=particles.source,
-            vertex_x=particles.vx, vertex_y=particles.vy, vertex_z=particles.vz,
+            px=px,
+            py=py,
+            pz=pz,
+            energy=energy,
+            charge=np.sign(particles.charge).astype(np.float32),
+            kind=kind,
+            d0=d0,
+            d0_error=d0_error,
+            dz=dz,
+            dz_error=dz_error,
+            origin=particles.origin,
+            source=particles.source,
+            vertex_x=particles.vx,
+            vertex_y=particles.vy,
+            vertex_z=particles.vz,
         )
 
     def _cells(self, particles: GenParticles, calo: CalorimeterCard, kind: int) -> Candidates:
@@ -188,10 +202,19 @@ class Detector:
         zeros = np.zeros(count)
         nan = np.full(count, np.nan)
         return Candidates(
-            px=pt * np.cos(cell_phi), py=pt * np.sin(cell_phi), pz=pt * np.sinh(cell_eta),
-            energy=measured, charge=np.zeros(count, dtype=np.float32),
+            px=pt * np.cos(cell_phi),
+            py=pt * np.sin(cell_phi),
+            pz=pt * np.sinh(cell_eta),
+            energy=measured,
+            charge=np.zeros(count, dtype=np.float32),
             kind=np.full(count, kind, dtype=np.int8),
-            d0=zeros, d0_error=zeros, dz=zeros, dz_error=zeros,
-            origin=particles.origin[leader], source=particles.source[leader],
-            vertex_x=nan, vertex_y=nan, vertex_z=nan,
+            d0=zeros,
+            d0_error=zeros,
+            dz=zeros,
+            dz_error=zeros,
+            origin=particles.origin[leader],
+            source=particles.source[leader],
+            vertex_x=nan,
+            vertex_y=nan,
+            vertex_z=nan,
         )

@@ -71,8 +71,19 @@ class EventBatch:
         return {
             name: getattr(self, name)[start:stop]
             for name in (
-                "pdg_id", "status", "mother1", "mother2", "daughter1", "daughter2",
-                "px", "py", "pz", "energy", "vx", "vy", "vz",
+                "pdg_id",
+                "status",
+                "mother1",
+                "mother2",
+                "daughter1",
+                "daughter2",
+                "px",
+                "py",
+                "pz",
+                "energy",
+                "vx",
+                "vy",
+                "vz",
             )
         }
 

@@ -104,7 +104,9 @@ def _cluster(vectors: list[np.ndarray], radius: float, min_pt: float) -> _Cluste
         ak.zip({"px": flat[:, 0], "py": flat[:, 1], "pz": flat[:, 2], "E": flat[:, 3]}),
         counts,
     )
-    sequence = fastjet.ClusterSequence(array, fastjet.JetDefinition(fastjet.antikt_algorithm, radius))
+    sequence = fastjet.ClusterSequence(
+        array, fastjet.JetDefinition(fastjet.antikt_algorithm, radius)
+    )
     jets = sequence.inclusive_jets(min_pt)
     constituents = sequence.constituent_index(min_pt)
     momenta = np.stack(
@@ -118,9 +120,11 @@ def _cluster(vectors: list[np.ndarray], radius: float, min_pt: float) -> _Cluste
     event_of_jet = np.repeat(np.arange(len(counts)), np.diff(jet_offsets))
     order = np.lexsort((-np.hypot(momenta[:, 0], momenta[:, 1]), event_of_jet))
     member_offsets = _offsets(member_counts)
-    members = np.concatenate(
-        [members[member_offsets[j]:member_offsets[j + 1]] for j in order]
-    ) if len(order) else members
+    members = (
+        np.concatenate([members[member_offsets[j] : member_offsets[j + 1]] for j in order])
+        if len(order)
+        else members
+    )
     return _Clustered(jet_offsets, momenta[order], _offsets(member_counts[order]), members)
 
 
@@ -278,14 +282,23 @@ def select_jets(
                 if process.resonance and not _matches_decay(process, truth, eta, phi):
                     continue
                 label = process.label
-            members = jets.members[jets.member_offsets[jet_index] : jets.member_offsets[jet_index + 1]]
+            members = jets.members[
+                jets.member_offsets[jet_index] : jets.member_offsets[jet_index + 1]
+            ]
             particles = _particle_branches(candidates, members, eta, phi)
             record = {
-                "jet_pt": pt, "jet_eta": eta, "jet_phi": phi, "jet_energy": float(momentum[3]),
-                "jet_mass": mass, "jet_nparticles": float(len(members)),
-                "jet_truth_pt": truth_pt, "jet_truth_eta": truth_eta,
-                "jet_truth_phi": truth_phi, "jet_truth_mass": truth_mass,
-                "jet_truth_parton_id": parton, "event_id": truth.event_id,
+                "jet_pt": pt,
+                "jet_eta": eta,
+                "jet_phi": phi,
+                "jet_energy": float(momentum[3]),
+                "jet_mass": mass,
+                "jet_nparticles": float(len(members)),
+                "jet_truth_pt": truth_pt,
+                "jet_truth_eta": truth_eta,
+                "jet_truth_phi": truth_phi,
+                "jet_truth_mass": truth_mass,
+                "jet_truth_parton_id": parton,
+                "event_id": truth.event_id,
             }
             record.update({name: name == label for name in process.label_names})
             table.add(record, particles)
@@ -310,7 +323,10 @@ def _soft_drop_mass(sequence: fastjet.ClusterSequence) -> float:
 
 
 def _subjettiness(
-    sequence: fastjet.ClusterSequence, pt: np.ndarray, rapidity: np.ndarray, phi: np.ndarray,
+    sequence: fastjet.ClusterSequence,
+    pt: np.ndarray,
+    rapidity: np.ndarray,
+    phi: np.ndarray,
     radius: float,
 ) -> list[float]:
     """Normalized N-subjettiness tau_N (beta = 1) with exclusive-kT axes, N = 1..4."""
@@ -345,8 +361,11 @@ def substructure(table: JetTable, radius: float) -> dict[str, np.ndarray]:
     kt = fastjet.JetDefinition(fastjet.kt_algorithm, 10.0)
     masses, taus = [], []
     for px, py, pz, energy in zip(
-        table.particles.get("px", []), table.particles.get("py", []),
-        table.particles.get("pz", []), table.particles.get("energy", []),
+        table.particles.get("px", []),
+        table.particles.get("py", []),
+        table.particles.get("pz", []),
+        table.particles.get("energy", []),
+        strict=True,
     ):
         if len(px) == 0:
             masses.append(0.0)

@@ -69,7 +69,7 @@ def _event_truth(
     visible = (event["status"] > 0) & ~np.isin(absolute_id, truth.NEUTRINOS)
     momenta = np.stack([event["px"], event["py"], event["pz"], event["energy"]], axis=1)
     decays = []
-    for products in (truth.resonance_decays(event, process.resonance) if process.resonance else []):
+    for products in truth.resonance_decays(event, process.resonance) if process.resonance else []:
         shown = products[~np.isin(absolute_id[products], truth.NEUTRINOS)]
         pt = np.hypot(event["px"][shown], event["py"][shown])
         eta = np.arcsinh(event["pz"][shown] / np.maximum(pt, 1e-12))
@@ -94,10 +94,17 @@ def _gen_particles(
 ) -> GenParticles:
     count = int(keep.sum())
     return GenParticles(
-        px=event["px"][keep], py=event["py"][keep], pz=event["pz"][keep],
-        energy=event["energy"][keep], vx=event["vx"][keep], vy=event["vy"][keep],
-        vz=event["vz"][keep], charge=charges, pdg_id=event["pdg_id"][keep],
-        origin=origin[keep], source=np.zeros(count, dtype=np.int32),
+        px=event["px"][keep],
+        py=event["py"][keep],
+        pz=event["pz"][keep],
+        energy=event["energy"][keep],
+        vx=event["vx"][keep],
+        vy=event["vy"][keep],
+        vz=event["vz"][keep],
+        charge=charges,
+        pdg_id=event["pdg_id"][keep],
+        origin=origin[keep],
+        source=np.zeros(count, dtype=np.int32),
     )
 
 
@@ -110,7 +117,8 @@ class _Pileup:
         self.rng = rng
         self.generator = (
             Generator(["SoftQCD:inelastic = on"], 1 + (seed * 7919) % (MAX_PYTHIA_SEED - 1))
-            if self.mean > 0 else None
+            if self.mean > 0
+            else None
         )
 
     def overlay(self, particles: GenParticles) -> GenParticles:
@@ -126,13 +134,17 @@ class _Pileup:
             keep = (event["status"] > 0) & ~np.isin(np.abs(event["pdg_id"]), truth.NEUTRINOS)
             z_offset = self.rng.normal(0.0, self.z_sigma)
             origin = np.full(len(keep), truth.PILEUP, dtype=np.int8)
-            added = _gen_particles(event, keep, origin, self.generator.charges(event["pdg_id"][keep]))
+            added = _gen_particles(
+                event, keep, origin, self.generator.charges(event["pdg_id"][keep])
+            )
             added.vz = added.vz + z_offset
             added.source = np.full(int(keep.sum()), k + 1, dtype=np.int32)
             parts.append(added)
         return GenParticles(
-            **{name: np.concatenate([getattr(p, name) for p in parts])
-               for name in GenParticles.__dataclass_fields__}
+            **{
+                name: np.concatenate([getattr(p, name) for p in parts])
+                for name in GenParticles.__dataclass_fields__
+            }
         )
 
 
@@ -165,8 +177,11 @@ def simulate_shard(spec: ShardSpec, progress: Callable[[int], None] | None = Non
             event = batch.event(position)
             event_id = (spec.pythia_seed << 24) | (n_events + position)
             products = (
-                np.concatenate(truth.resonance_decays(event, process.resonance) or [np.zeros(0, int)])
-                if process.resonance else np.zeros(0, dtype=np.int64)
+                np.concatenate(
+                    truth.resonance_decays(event, process.resonance) or [np.zeros(0, int)]
+                )
+                if process.resonance
+                else np.zeros(0, dtype=np.int64)
             )
             origin = truth.particle_origins(event, products)
             event_truth, visible = _event_truth(event, process, origin, event_id)
@@ -240,9 +255,14 @@ def _is_done(spec: ShardSpec, overwrite: bool) -> bool:
         raise OutputExistsError(spec.path, "an unreadable shard") from None
     stored = {key: metadata.get(key) for key in spec.identity()}
     if stored != spec.identity():
-        different = {key: (stored[key], value) for key, value in spec.identity().items()
-                     if stored[key] != value}
-        raise OutputExistsError(spec.path, f"a shard of another request (stored vs asked: {different})")
+        different = {
+            key: (stored[key], value)
+            for key, value in spec.identity().items()
+            if stored[key] != value
+        }
+        raise OutputExistsError(
+            spec.path, f"a shard of another request (stored vs asked: {different})"
+        )
     return True
 
 
@@ -263,8 +283,12 @@ def run_shards(
     total = sum(spec.n_jets for spec in todo)
     results = []
     skipped = len(specs) - len(todo)
-    with tqdm(total=total, unit="jet", disable=not show_progress,
-              desc=f"simulate ({skipped} shards done before)" if skipped else "simulate") as bar:
+    with tqdm(
+        total=total,
+        unit="jet",
+        disable=not show_progress,
+        desc=f"simulate ({skipped} shards done before)" if skipped else "simulate",
+    ) as bar:
         if workers <= 1:
             for spec in todo:
                 results.append(simulate_shard(spec, progress=bar.update))

@@ -10,9 +10,9 @@ import numpy as np
 
 from foundation.data.schema import ORIGIN_CLASSES
 
-HARD_DECAY, B_HADRON, C_HADRON, OTHER, PILEUP = (ORIGIN_CLASSES.index(name) for name in (
-    "hard_decay", "b_hadron", "c_hadron", "other", "pileup"
-))
+HARD_DECAY, B_HADRON, C_HADRON, OTHER, PILEUP = (
+    ORIGIN_CLASSES.index(name) for name in ("hard_decay", "b_hadron", "c_hadron", "other", "pileup")
+)
 RESONANCES = (6, 23, 24, 25)
 """PDG ids of the resonances whose decays define signal jets (t, Z, W, H)."""
 NEUTRINOS = (12, 14, 16)

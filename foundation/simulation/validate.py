@@ -21,8 +21,14 @@ from foundation.data.schema import JETCLASS_LABELS, ORIGIN_CLASSES, QUARK_GLUON_
 from foundation.errors import DataError
 
 _BRANCHES = (
-    "jet_pt", "jet_sdmass", "jet_nparticles", "jet_truth_pt", "part_d0val", "part_d0err",
-    "part_charge", "part_origin",
+    "jet_pt",
+    "jet_sdmass",
+    "jet_nparticles",
+    "jet_truth_pt",
+    "part_d0val",
+    "part_d0err",
+    "part_charge",
+    "part_origin",
 )
 MASS_WINDOWS: dict[str, tuple[float, float]] = {
     "label_Tbqq": (140.0, 200.0),
@@ -61,20 +67,27 @@ def _read(paths: list[Path]) -> dict[str, np.ndarray]:
                 present = [name for name in (*_BRANCHES, *labels) if name in tree]
                 missing = [name for name in _BRANCHES if name not in tree]
                 if missing:
-                    raise DataError(path, missing[0], "a simulated file with truth branches",
-                                    "the branch is missing")
+                    raise DataError(
+                        path,
+                        missing[0],
+                        "a simulated file with truth branches",
+                        "the branch is missing",
+                    )
                 arrays = tree.arrays(present, library="ak")
         except DataError:
             raise
         except Exception as error:
-            raise DataError(path, "<file>", "a readable ROOT file", f"{type(error).__name__}: {error}")
-        for name in present:
-            columns.setdefault(name, []).append(arrays[name])
+            raise DataError(
+                path, "<file>", "a readable ROOT file", f"{type(error).__name__}: {error}"
+            ) from None
+        for name in (*_BRANCHES, *labels):
+            value = arrays[name] if name in present else np.zeros(len(arrays), dtype=bool)
+            columns.setdefault(name, []).append(value)
     result: dict[str, np.ndarray] = {}
     for name, parts in columns.items():
         joined = ak.concatenate(parts)
         result[name] = joined if name.startswith("part_") else ak.to_numpy(joined)
-    return result
+    return {name: value for name, value in result.items() if name in _BRANCHES or value.any()}
 
 
 def _peak(values: np.ndarray, low: float = 20.0, high: float = 300.0, width: float = 10.0) -> float:
@@ -93,19 +106,44 @@ def run_checks(data: dict[str, np.ndarray]) -> list[Check]:
         if label in data and data[label].sum() >= 20:
             masses = data["jet_sdmass"][data[label].astype(bool)]
             peak = _peak(masses)
-            checks.append(Check(f"soft-drop mass peak, {label[6:]} (GeV)", peak,
-                                f"{low:.0f}-{high:.0f}", low <= peak <= high, len(masses)))
+            checks.append(
+                Check(
+                    f"soft-drop mass peak, {label[6:]} (GeV)",
+                    peak,
+                    f"{low:.0f}-{high:.0f}",
+                    low <= peak <= high,
+                    len(masses),
+                )
+            )
     if "label_QCD" in data and data["label_QCD"].sum() >= 50:
         pt = data["jet_pt"][data["label_QCD"].astype(bool)]
         counts = np.histogram(pt, bins=[500, 600, 700, 800])[0]
         ratio = float(counts[1] / max(counts[0], 1))
-        checks.append(Check("QCD jets in pT 600-700 / 500-600", ratio, "< 1 (falling)",
-                            bool(counts[0] > counts[1] > counts[2]), len(pt)))
-    if "label_gluon" in data and data["label_gluon"].sum() >= 20 and data["label_quark"].sum() >= 20:
+        checks.append(
+            Check(
+                "QCD jets in pT 600-700 / 500-600",
+                ratio,
+                "< 1 (falling)",
+                bool(counts[0] > counts[1] > counts[2]),
+                len(pt),
+            )
+        )
+    if (
+        "label_gluon" in data
+        and data["label_gluon"].sum() >= 20
+        and data["label_quark"].sum() >= 20
+    ):
         gluon = data["jet_nparticles"][data["label_gluon"].astype(bool)].mean()
         quark = data["jet_nparticles"][data["label_quark"].astype(bool)].mean()
-        checks.append(Check("mean candidates, gluon / quark jets", float(gluon / quark), "> 1",
-                            bool(gluon > quark), int(len(data["jet_nparticles"]))))
+        checks.append(
+            Check(
+                "mean candidates, gluon / quark jets",
+                float(gluon / quark),
+                "> 1",
+                bool(gluon > quark),
+                int(data["label_gluon"].sum() + data["label_quark"].sum()),
+            )
+        )
     charged = ak.flatten(data["part_charge"] != 0)
     significance = np.abs(ak.to_numpy(ak.flatten(data["part_d0val"]))) / np.maximum(
         ak.to_numpy(ak.flatten(data["part_d0err"])), 1e-9
@@ -113,21 +151,44 @@ def run_checks(data: dict[str, np.ndarray]) -> list[Check]:
     origin = ak.to_numpy(ak.flatten(data["part_origin"]))
     charged = ak.to_numpy(charged)
     from_b = charged & (origin == ORIGIN_CLASSES.index("b_hadron"))
-    prompt = charged & (origin != ORIGIN_CLASSES.index("b_hadron")) & (
-        origin != ORIGIN_CLASSES.index("c_hadron")
+    prompt = (
+        charged
+        & (origin != ORIGIN_CLASSES.index("b_hadron"))
+        & (origin != ORIGIN_CLASSES.index("c_hadron"))
     )
     if from_b.sum() >= 20 and prompt.sum() >= 20:
         ratio = float(np.median(significance[from_b]) / np.median(significance[prompt]))
-        checks.append(Check("median |d0|/sigma(d0), b-hadron / prompt tracks", ratio, "> 2",
-                            ratio > 2, int(from_b.sum())))
+        checks.append(
+            Check(
+                "median |d0|/sigma(d0), b-hadron / prompt tracks",
+                ratio,
+                "> 2",
+                ratio > 2,
+                int(from_b.sum()),
+            )
+        )
     response = data["jet_pt"] / data["jet_truth_pt"]
     median = float(np.median(response))
-    checks.append(Check("jet pT response median (reco / particle level)", median, "0.95-1.05",
-                        0.95 <= median <= 1.05, len(response)))
+    checks.append(
+        Check(
+            "jet pT response median (reco / particle level)",
+            median,
+            "0.95-1.05",
+            0.95 <= median <= 1.05,
+            len(response),
+        )
+    )
     low, high = np.percentile(response, [16, 84])
     resolution = float((high - low) / 2 / median)
-    checks.append(Check("jet pT resolution (half 16-84% width / median)", resolution,
-                        "0.01-0.08", 0.01 <= resolution <= 0.08, len(response)))
+    checks.append(
+        Check(
+            "jet pT resolution (half 16-84% width / median)",
+            resolution,
+            "0.01-0.08",
+            0.01 <= resolution <= 0.08,
+            len(response),
+        )
+    )
     return checks
 
 
@@ -143,8 +204,9 @@ def _plots(data: dict[str, np.ndarray], out: Path) -> list[Path]:
     for label in ("label_QCD", *MASS_WINDOWS):
         if label in data and data[label].sum() > 0:
             masses = data["jet_sdmass"][data[label].astype(bool)]
-            axis.hist(masses, bins=np.arange(0, 305, 5), histtype="step", density=True,
-                      label=label[6:])
+            axis.hist(
+                masses, bins=np.arange(0, 305, 5), histtype="step", density=True, label=label[6:]
+            )
     axis.set_xlabel("soft-drop mass [GeV]")
     axis.set_ylabel("density")
     axis.legend(fontsize=7)
@@ -155,8 +217,12 @@ def _plots(data: dict[str, np.ndarray], out: Path) -> list[Path]:
     figure, axis = plt.subplots(figsize=(6, 4))
     axis.hist(data["jet_pt"], bins=np.arange(450, 1050, 25), histtype="step", label="all jets")
     if "label_QCD" in data:
-        axis.hist(data["jet_pt"][data["label_QCD"].astype(bool)], bins=np.arange(450, 1050, 25),
-                  histtype="step", label="QCD")
+        axis.hist(
+            data["jet_pt"][data["label_QCD"].astype(bool)],
+            bins=np.arange(450, 1050, 25),
+            histtype="step",
+            label="QCD",
+        )
     axis.set_yscale("log")
     axis.set_xlabel("jet pT [GeV]")
     axis.legend()
@@ -168,8 +234,9 @@ def _plots(data: dict[str, np.ndarray], out: Path) -> list[Path]:
         figure, axis = plt.subplots(figsize=(6, 4))
         for label in QUARK_GLUON_LABELS:
             selected = data["jet_nparticles"][data[label].astype(bool)]
-            axis.hist(selected, bins=np.arange(0, 120, 3), histtype="step", density=True,
-                      label=label[6:])
+            axis.hist(
+                selected, bins=np.arange(0, 120, 3), histtype="step", density=True, label=label[6:]
+            )
         axis.set_xlabel("candidates per jet")
         axis.legend()
         written.append(out / "multiplicity_quark_gluon.png")
@@ -185,8 +252,13 @@ def _plots(data: dict[str, np.ndarray], out: Path) -> list[Path]:
     for index, name in enumerate(ORIGIN_CLASSES):
         selected = significance[charged & (origin == index)]
         if len(selected):
-            axis.hist(np.clip(selected, 0, 49.9), bins=np.arange(0, 50.5, 0.5), histtype="step",
-                      density=True, label=name)
+            axis.hist(
+                np.clip(selected, 0, 49.9),
+                bins=np.arange(0, 50.5, 0.5),
+                histtype="step",
+                density=True,
+                label=name,
+            )
     axis.set_yscale("log")
     axis.set_xlabel("|d0| / sigma(d0) of tracks")
     axis.legend()
@@ -195,7 +267,9 @@ def _plots(data: dict[str, np.ndarray], out: Path) -> list[Path]:
     plt.close(figure)
 
     figure, axis = plt.subplots(figsize=(6, 4))
-    axis.hist(data["jet_pt"] / data["jet_truth_pt"], bins=np.linspace(0.7, 1.3, 61), histtype="step")
+    axis.hist(
+        data["jet_pt"] / data["jet_truth_pt"], bins=np.linspace(0.7, 1.3, 61), histtype="step"
+    )
     axis.set_xlabel("jet pT response (detector / particle level)")
     written.append(out / "response.png")
     figure.savefig(written[-1], dpi=100, bbox_inches="tight")
@@ -227,7 +301,13 @@ def validate(paths: list[Path], out: Path) -> list[Check]:
     plots = _plots(data, out)
     (out / "validation.md").write_text(format_table(checks) + "\n")
     (out / "validation.json").write_text(
-        json.dumps({"files": [str(p) for p in paths], "checks": [asdict(c) for c in checks],
-                    "plots": [p.name for p in plots]}, indent=2)
+        json.dumps(
+            {
+                "files": [str(p) for p in paths],
+                "checks": [asdict(c) for c in checks],
+                "plots": [p.name for p in plots],
+            },
+            indent=2,
+        )
     )
     return checks

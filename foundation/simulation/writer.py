@@ -50,8 +50,10 @@ def write_shard(
     with uproot.recreate(temporary) as file:
         tree = file.mktree(
             TREE_NAME,
-            {name: value.type if isinstance(value, ak.Array) else value.dtype
-             for name, value in data.items()},
+            {
+                name: value.type if isinstance(value, ak.Array) else value.dtype
+                for name, value in data.items()
+            },
         )
         tree.extend(data)
         file[METADATA_KEY] = json.dumps(metadata, sort_keys=True)
@@ -68,4 +70,6 @@ def read_metadata(path: Path) -> dict[str, Any]:
     except DataError:
         raise
     except Exception as error:  # uproot raises many types on damaged files
-        raise DataError(path, "<file>", "a readable ROOT file", f"{type(error).__name__}: {error}")
+        raise DataError(
+            path, "<file>", "a readable ROOT file", f"{type(error).__name__}: {error}"
+        ) from None
