@@ -120,9 +120,8 @@ def main() -> None:
     print("-" * (26 + width))
     for stage, name, rate in rows:
         print(f"{stage:<12} {name:<{width}} {rate:>12,.0f}")
-    print(
-        f"\n{args.jets} jets per file, mean multiplicity {args.mean_particles}, numpy {np.__version__}"
-    )
+    setup = f"{args.jets} jets per file, mean multiplicity {args.mean_particles}"
+    print(f"\n{setup}, numpy {np.__version__}, torch {torch.__version__}, 1 thread")
 
 
 if __name__ == "__main__":

@@ -162,6 +162,23 @@ def test_cache_round_trip(records: JetRecords, tmp_path: Path) -> None:
     assert single["particles"].shape == (8, 17)
 
 
+def test_cache_with_empty_and_single_particle_jets(tmp_path: Path) -> None:
+    records = random_records(40, mean_particles=0.7, seed=2, truth=True)
+    assert (records.counts == 0).any() and (records.counts == 1).any()
+    info = write_cache(records, tmp_path / "c", max_particles=1)
+    assert info.truncated_jets == int((records.counts > 1).sum())
+    dataset = JetCacheDataset(tmp_path / "c")
+    norm, jet_norm = fit_cache_normalizers(dataset)
+    dataset = JetCacheDataset(tmp_path / "c", normalizer=norm, jet_normalizer=jet_norm)
+    batch = next(iter(make_loader(dataset, batch_size=40)))
+    np.testing.assert_array_equal(batch.mask.sum(1).numpy(), np.minimum(records.counts, 1))
+    assert torch.isfinite(batch.particles).all() and torch.isfinite(batch.jet).all()
+    assert (batch.particles[~batch.mask] == 0).all()
+    write_cache(records, tmp_path / "none", max_particles=0)
+    empty = collate_jets(JetCacheDataset(tmp_path / "none")[np.arange(3)])
+    assert empty.particles.shape == (3, 0, 17) and empty.targets["part_origin"].shape == (3, 0)
+
+
 def test_collate_makes_a_jet_batch(records: JetRecords, tmp_path: Path) -> None:
     write_cache(records, tmp_path / "c", max_particles=8)
     dataset = JetCacheDataset(tmp_path / "c", features=["part_deta", "part_dphi", "part_pt_log"])

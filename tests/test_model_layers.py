@@ -92,7 +92,7 @@ def test_masked_batchnorm_keeps_running_stats_without_real_entries() -> None:
 
 def test_rotary_logits_depend_on_separation_only() -> None:
     torch.manual_seed(0)
-    rotary = EtaPhiRotary(rotary_dim=8, num_heads=2)
+    rotary = EtaPhiRotary(head_dim=12, rotary_dim=8, num_heads=2)
     q, k = torch.randn(1, 2, 5, 12), torch.randn(1, 2, 5, 12)
     coords = torch.randn(1, 5, 2)
     shifted = coords + torch.tensor([0.7, -0.3])

@@ -70,6 +70,7 @@ class CacheInfo:
         label_names: label names; ``label`` holds indices into them.
         arrays: array name -> {"dtype": str, "shape": list}.
         particle_fields: particle fields the sources had (absent ones gave 0 features).
+        truncated_jets: jets that had more than ``max_particles`` particles (softest dropped).
         sources: source files with their sizes and modification times.
     """
 
@@ -81,6 +82,7 @@ class CacheInfo:
     label_names: tuple[str, ...]
     arrays: dict[str, dict[str, Any]]
     particle_fields: tuple[str, ...] = ()
+    truncated_jets: int = 0
     sources: tuple[dict[str, Any], ...] = field(default_factory=tuple)
 
     @property
@@ -128,6 +130,7 @@ def read_cache_info(folder: str | Path) -> CacheInfo:
         label_names=tuple(data["label_names"]),
         arrays=dict(data["arrays"]),
         particle_fields=tuple(data.get("particle_fields", ())),
+        truncated_jets=int(data.get("truncated_jets", 0)),
         sources=tuple(data.get("sources", ())),
     )
 
@@ -276,6 +279,7 @@ def _write_arrays(
     label_names: tuple[str, ...] | None = None
     fields: set[str] | None = None
     sources: list[str] = []
+    truncated = 0
     try:
         for part in _chunks(records, max(1, chunk_size)):
             source = ", ".join(part.sources) or "records"
@@ -292,6 +296,7 @@ def _write_arrays(
                 set(part.particle_fields) if fields is None else fields & set(part.particle_fields)
             )
             sources.extend(s for s in part.sources if s not in sources)
+            truncated += int((part.counts > max_particles).sum())
             arrays = pad_jets(part, names, max_particles, jet_feature_names).as_dict()
             arrays.pop("feature_names")
             arrays.pop("jet_feature_names")
@@ -325,6 +330,7 @@ def _write_arrays(
     return {
         "n_jets": streams["label"].rows,
         "max_particles": max_particles,
+        "truncated_jets": truncated,
         "feature_names": list(names),
         "jet_feature_names": list(jet_feature_names),
         "label_names": list(label_names),

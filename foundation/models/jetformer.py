@@ -53,7 +53,7 @@ class JetFormerBlock(nn.Module):
     Shapes:
         - x: ``[B, N, D]``
         - attn_mask: ``[B, 1, N, N]`` bool or float (additive)
-        - rotary: ``(cos, sin)`` each ``[B, H, N, R/2]`` or ``None``
+        - rotary: ``(cos, sin)`` each ``[B, H, N, D/H]`` or ``None``
         - output: ``[B, N, D]``
     """
 
@@ -152,7 +152,7 @@ class JetFormer(Backbone):
         self.embed = nn.Sequential(nn.Linear(in_features, dim), nn.GELU(), nn.Linear(dim, dim))
         self.jet_embed = nn.Linear(in_jet_features, dim) if in_jet_features > 0 else None
         self.rotary = (
-            EtaPhiRotary(rotary_dim, num_heads, rotary_min_freq, rotary_max_freq)
+            EtaPhiRotary(head_dim, rotary_dim, num_heads, rotary_min_freq, rotary_max_freq)
             if rotary_dim
             else None
         )

@@ -141,6 +141,14 @@ class Generator:
             vz=_flat(ak.fill_none(vertex["pz"], 0.0), np.float64),
         )
 
+    def generate_unread(self, n_events: int) -> int:
+        """Generate events without reading the record: Pythia's own rate, for benchmarks.
+
+        Returns:
+            The number of events Pythia reported as successful.
+        """
+        return sum(bool(self._pythia.next()) for _ in range(n_events))
+
     def charges(self, pdg_ids: np.ndarray) -> np.ndarray:
         """Electric charge (units of e) of each PDG id, from Pythia's particle data."""
         unique, inverse = np.unique(pdg_ids, return_inverse=True)

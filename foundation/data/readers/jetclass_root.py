@@ -91,12 +91,11 @@ def _read_tree(path: Path, tree: Any, keys: dict[str, str], n_jets: int) -> JetR
         raise DataError(path, TREE_NAME, "at least one jet", "0 entries")
     label_names = _label_names(path, keys)
 
-    counts: np.ndarray | None = None
-    particles: dict[str, np.ndarray] = {}
-    for name in (*VECTOR_FIELDS, *(b for b in PARTICLE_BRANCHES if b not in VECTOR_FIELDS)):
-        if name in keys:
-            counts, particles[name] = _jagged(path, tree, keys[name], name, n_jets, counts)
-    assert counts is not None  # the 4-vector branches are present
+    counts, first = _jagged(path, tree, keys["part_px"], "part_px", n_jets, None)
+    particles: dict[str, np.ndarray] = {"part_px": first}
+    for name in (*VECTOR_FIELDS, *PARTICLE_BRANCHES):
+        if name in keys and name not in particles:
+            particles[name] = _jagged(path, tree, keys[name], name, n_jets, counts)[1]
     jets = {
         name: _flat(path, tree, keys[name], name, n_jets) for name in JET_BRANCHES if name in keys
     }

@@ -27,7 +27,8 @@ class MultiheadAttention(nn.Module):
         - context: ``[B, S, D]`` (``None``: self-attention, ``S = L``)
         - attn_mask: ``[B, 1 or H, L, S]`` bool (True = may attend) or float (added to the
           logits), or ``None``
-        - rotary: ``(cos, sin)`` each ``[B, H or 1, L, R/2]``, applied to queries and keys
+        - rotary: ``(cos, sin)`` each ``[B, H or 1, L, D/H]`` (see
+          :class:`~foundation.models.layers.EtaPhiRotary`), applied to queries and keys
           (self-attention only), or ``None``
         - output: ``[B, L, D]``
     """

@@ -11,63 +11,83 @@ from torch import nn
 class EtaPhiRotary(nn.Module):
     """2-D rotary embedding (RoFormer-style) driven by each particle's (Δη, Δφ).
 
-    The first ``rotary_dim`` channels of every query and key head are split in two halves; the
-    η half is rotated by angles ``ω Δη`` and the φ half by ``ω Δφ``. Because rotations compose,
-    the logit between particles ``i`` and ``j`` then depends on their angular separation
-    ``(η_j - η_i, φ_j - φ_i)`` (not on where the jet sits) — like ParT's ln Δ pair feature, but
-    for ``O(N)`` work instead of an ``N × N`` tensor per head. The other channels stay
-    content-only.
+    The first ``rotary_dim`` channels of every query and key head form ``rotary_dim / 2``
+    adjacent pairs; the first half of the pairs is rotated by angles ``ω Δη``, the second half by
+    ``ω Δφ``. Because rotations compose, the logit between particles ``i`` and ``j`` then depends
+    on their angular separation ``(η_j - η_i, φ_j - φ_i)`` (not on where the jet sits) — like
+    ParT's ln Δ pair feature, but for ``O(N)`` work instead of an ``N × N`` tensor per head. The
+    other ``head_dim - rotary_dim`` channels stay content-only (cos 1, sin 0).
 
     The ``num_heads * rotary_dim / 4`` frequencies are spaced geometrically in
     ``[min_freq, max_freq]`` (radians per unit of η or φ) and dealt out to the heads in turn, so
     each head sees the whole range at a different offset: together the heads resolve separations
     from about ``1 / max_freq`` to ``1 / min_freq``. They are a fixed, non-persistent buffer.
 
+    The returned tables span the whole head width, so that :func:`apply_rotary` is two
+    multiplies, an add and a pair swap — no slicing or concatenation — and the tables are
+    computed once per forward and shared by all blocks.
+
     Args:
-        rotary_dim: rotated channels per head, a multiple of 4.
+        head_dim: channels per head ``Dh``.
+        rotary_dim: rotated channels per head, a multiple of 4, at most ``head_dim``.
         num_heads: attention heads ``H``.
         min_freq: lowest angular frequency.
         max_freq: highest angular frequency.
 
     Shapes:
         - coords: ``[B, N, 2]`` (Δη, Δφ)
-        - output: ``(cos, sin)``, each ``[B, H, N, rotary_dim / 2]``
+        - output: ``(cos, sin)``, each ``[B, H, N, Dh]`` (``sin`` carries the rotation's sign)
     """
 
     def __init__(
-        self, rotary_dim: int, num_heads: int = 1, min_freq: float = 1.0, max_freq: float = 100.0
+        self,
+        head_dim: int,
+        rotary_dim: int,
+        num_heads: int = 1,
+        min_freq: float = 1.0,
+        max_freq: float = 100.0,
     ) -> None:
         super().__init__()
-        if rotary_dim <= 0 or rotary_dim % 4:
-            raise ValueError(f"rotary_dim must be a positive multiple of 4, found {rotary_dim}")
+        if rotary_dim <= 0 or rotary_dim % 4 or rotary_dim > head_dim:
+            raise ValueError(
+                f"rotary_dim must be a positive multiple of 4 and at most the head width "
+                f"{head_dim}, found {rotary_dim}"
+            )
+        if head_dim % 2:
+            raise ValueError(f"rotary encoding needs an even head width, found {head_dim}")
         if not 0 < min_freq <= max_freq:
             raise ValueError(
                 f"rotary frequencies must satisfy 0 < min_freq <= max_freq, "
                 f"found min_freq={min_freq}, max_freq={max_freq}"
             )
+        self.head_dim = head_dim
         self.rotary_dim = rotary_dim
         per_head = rotary_dim // 4
         total = per_head * num_heads
         freqs = torch.exp(torch.linspace(math.log(min_freq), math.log(max_freq), total))
         # Head h gets frequencies h, h + H, h + 2H, ...: shape [H, per_head].
-        self.register_buffer("freqs", freqs.view(per_head, num_heads).t().contiguous(), False)
+        freqs = freqs.view(per_head, num_heads).t()
+        # Angle per channel pair as a linear map of (Δη, Δφ): [2, H, Dh / 2], zero beyond R / 2.
+        projection = torch.zeros(2, num_heads, head_dim // 2)
+        projection[0, :, :per_head] = freqs
+        projection[1, :, per_head : 2 * per_head] = freqs
+        self.register_buffer("projection", projection, persistent=False)
 
     def forward(self, coords: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        # [B, 1, N, 2, 1] * [H, 1, per_head] -> [B, H, N, 2, per_head] -> [B, H, N, R/2]
-        angles = coords.float()[:, None, :, :, None] * self.freqs[:, None, None, :]
-        angles = angles.flatten(-2)
-        return angles.cos(), angles.sin()
+        # [B, N, 2] x [2, H, Dh/2] -> [B, H, N, Dh/2], each angle repeated for its channel pair.
+        angles = torch.einsum("bnc,chk->bhnk", coords.float(), self.projection)
+        angles = angles.repeat_interleave(2, dim=-1)
+        sign = torch.tensor([-1.0, 1.0], device=coords.device).repeat(self.head_dim // 2)
+        return angles.cos(), angles.sin() * sign
 
 
 def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate the first ``2 * cos.shape[-1]`` channels of ``x`` pairwise (rotate-half layout).
+    """Rotate adjacent channel pairs: ``(a, b) -> (a cos - b sin, b cos + a sin)``.
 
     Shapes:
         - x: ``[B, H, N, Dh]``
-        - cos, sin: ``[B, H or 1, N, R/2]`` with ``R <= Dh``
+        - cos, sin: ``[B, H or 1, N, Dh]`` from :class:`EtaPhiRotary`
         - output: ``[B, H, N, Dh]``
     """
-    half = cos.shape[-1]
-    first, second, rest = x[..., :half], x[..., half : 2 * half], x[..., 2 * half :]
-    cos, sin = cos.to(x.dtype), sin.to(x.dtype)
-    return torch.cat([first * cos - second * sin, second * cos + first * sin, rest], dim=-1)
+    swapped = x.unflatten(-1, (-1, 2)).flip(-1).flatten(-2)
+    return x * cos.to(x.dtype) + swapped * sin.to(x.dtype)
