@@ -360,3 +360,38 @@ def test_cli_simulates_and_resumes(tmp_path: Path, capsys: pytest.CaptureFixture
     assert "1 were already done" in capsys.readouterr().out
     assert main(["simulate", "--process", "nope", "--jets", "3", "--out", str(tmp_path)]) == 1
     assert "unknown process" in capsys.readouterr().err
+
+
+def test_validation_robust_physics_on_a_small_sample(small_sample: Path, tmp_path: Path) -> None:
+    from foundation.simulation.validate import validate
+
+    checks = {c.name: c for c in validate(sorted(small_sample.glob("*.root")), tmp_path / "v")}
+    for name in (
+        "sdmass.png",
+        "jet_pt.png",
+        "d0_significance.png",
+        "response.png",
+        "validation.md",
+        "validation.json",
+    ):
+        assert (tmp_path / "v" / name).stat().st_size > 0, name
+    assert checks["jet pT response median (reco / particle level)"].passed
+    assert checks["median |d0|/sigma(d0), b-hadron / prompt tracks"].value > 2
+    with (
+        uproot.open(small_sample / "tbqq_00000.root") as top,
+        uproot.open(small_sample / "qcd_00000.root") as qcd,
+    ):
+        top_mass = np.median(top["tree"]["jet_sdmass"].array(library="np"))
+        qcd_mass = np.median(qcd["tree"]["jet_sdmass"].array(library="np"))
+    assert 120 < top_mass < 220 and qcd_mass < top_mass
+
+
+def test_validation_names_a_file_without_truth(tmp_path: Path) -> None:
+    from foundation.simulation.validate import validate
+
+    path = tmp_path / "plain.root"
+    with uproot.recreate(path) as file:
+        file.mktree("tree", {"jet_pt": np.float32})
+        file["tree"].extend({"jet_pt": np.array([500.0], dtype=np.float32)})
+    with pytest.raises(DataError, match=r"plain\.root"):
+        validate([path], tmp_path / "v")
