@@ -102,6 +102,8 @@ class Detector:
     def __init__(self, card: DetectorCard, rng: np.random.Generator) -> None:
         self.card = card
         self.rng = rng
+        # |eta| beyond which no particle is seen: callers may drop such particles early.
+        self.acceptance = max(card.tracker.eta_max, card.ecal.eta_max, card.hcal.eta_max)
 
     def reconstruct(self, particles: GenParticles) -> Candidates:
         """Turn one event's stable visible particles into candidates (tracks, then cells)."""

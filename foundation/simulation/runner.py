@@ -18,7 +18,7 @@ from foundation import __version__
 from foundation.errors import DataError, OutputExistsError
 from foundation.simulation import truth
 from foundation.simulation.card import DetectorCard
-from foundation.simulation.detector import Detector, GenParticles
+from foundation.simulation.detector import Candidates, Detector, GenParticles
 from foundation.simulation.generator import MAX_PYTHIA_SEED, EventBatch, Generator
 from foundation.simulation.jets import EventTruth, JetTable, select_jets, substructure
 from foundation.simulation.processes import PROCESSES, Process
@@ -61,32 +61,49 @@ class ShardSpec:
         }
 
 
-def _event_truth(
-    event: dict[str, np.ndarray], process: Process, origin: np.ndarray, event_id: int
-) -> tuple[EventTruth, np.ndarray]:
-    """Truth needed for selection, and the mask of stable visible particles."""
+def _visible_decays(
+    event: dict[str, np.ndarray], decays: list[np.ndarray]
+) -> list[tuple[np.ndarray, int]]:
+    """(eta, phi) of each resonance's visible decay products, and its charged-lepton count."""
     absolute_id = np.abs(event["pdg_id"])
-    visible = (event["status"] > 0) & ~np.isin(absolute_id, truth.NEUTRINOS)
-    momenta = np.stack([event["px"], event["py"], event["pz"], event["energy"]], axis=1)
-    decays = []
-    for products in truth.resonance_decays(event, process.resonance) if process.resonance else []:
+    result = []
+    for products in decays:
         shown = products[~np.isin(absolute_id[products], truth.NEUTRINOS)]
         pt = np.hypot(event["px"][shown], event["py"][shown])
         eta = np.arcsinh(event["pz"][shown] / np.maximum(pt, 1e-12))
         phi = np.arctan2(event["py"][shown], event["px"][shown])
         leptons = int(np.isin(absolute_id[products], truth.CHARGED_LEPTONS).sum())
-        decays.append((np.stack([eta, phi], axis=1), leptons))
+        result.append((np.stack([eta, phi], axis=1), leptons))
+    return result
+
+
+def _may_make_signal_jet(process: Process, decays: list[tuple[np.ndarray, int]]) -> bool:
+    """Whether some resonance could give a matched jet: the lepton count is right and its
+    visible decay products are within 2R of each other (necessary to fit in one jet)."""
+    for products, leptons in decays:
+        if process.leptons_required is not None and leptons != process.leptons_required:
+            continue
+        if len(products) == 0:
+            continue
+        delta_eta = products[:, None, 0] - products[None, :, 0]
+        delta_phi = np.remainder(products[:, None, 1] - products[None, :, 1] + np.pi, 2 * np.pi)
+        if np.hypot(delta_eta, delta_phi - np.pi).max() < 2 * process.jet_radius:
+            return True
+    return False
+
+
+def _hard_parton_info(event: dict[str, np.ndarray]) -> np.ndarray:
+    """``[H, 3]`` (eta, phi, |pdg id|) of the outgoing hard partons."""
     partons = truth.hard_partons(event)
-    parton_pt = np.maximum(np.hypot(event["px"][partons], event["py"][partons]), 1e-12)
-    parton_info = np.stack(
+    pt = np.maximum(np.hypot(event["px"][partons], event["py"][partons]), 1e-12)
+    return np.stack(
         [
-            np.arcsinh(event["pz"][partons] / parton_pt),
+            np.arcsinh(event["pz"][partons] / pt),
             np.arctan2(event["py"][partons], event["px"][partons]),
-            absolute_id[partons].astype(np.float64),
+            np.abs(event["pdg_id"][partons]).astype(np.float64),
         ],
         axis=1,
     )
-    return EventTruth(momenta[visible], decays, parton_info, event_id), visible
 
 
 def _gen_particles(
@@ -148,6 +165,33 @@ class _Pileup:
         )
 
 
+def _reconstruct_event(
+    event: dict[str, np.ndarray],
+    event_id: int,
+    process: Process,
+    generator: Generator,
+    detector: Detector,
+    pileup: _Pileup,
+) -> tuple[Candidates, EventTruth] | None:
+    """Truth and detector candidates of one event (None when it cannot give a selected jet)."""
+    decays = truth.resonance_decays(event, process.resonance) if process.resonance else []
+    visible_decays = _visible_decays(event, decays)
+    if process.resonance and not _may_make_signal_jet(process, visible_decays):
+        return None
+    products = np.concatenate(decays) if decays else np.zeros(0, dtype=np.int64)
+    origin = truth.particle_origins(event, products)
+    absolute_id = np.abs(event["pdg_id"])
+    visible = (event["status"] > 0) & ~np.isin(absolute_id, truth.NEUTRINOS)
+    momenta = np.stack([event["px"], event["py"], event["pz"], event["energy"]], axis=1)
+    event_truth = EventTruth(momenta[visible], visible_decays, _hard_parton_info(event), event_id)
+    pt = np.hypot(event["px"], event["py"])
+    eta = np.arcsinh(event["pz"] / np.maximum(pt, 1e-12))
+    detectable = visible & (np.abs(eta) < detector.acceptance)
+    charges = generator.charges(event["pdg_id"][detectable])
+    particles = pileup.overlay(_gen_particles(event, detectable, origin, charges))
+    return detector.reconstruct(particles), event_truth
+
+
 def simulate_shard(spec: ShardSpec, progress: Callable[[int], None] | None = None) -> dict:
     """Generate, reconstruct and write one shard of exactly ``spec.n_jets`` jets.
 
@@ -174,20 +218,16 @@ def simulate_shard(spec: ShardSpec, progress: Callable[[int], None] | None = Non
         pythia_seconds += time.perf_counter() - tick
         events = []
         for position in range(len(batch)):
-            event = batch.event(position)
-            event_id = (spec.pythia_seed << 24) | (n_events + position)
-            products = (
-                np.concatenate(
-                    truth.resonance_decays(event, process.resonance) or [np.zeros(0, int)]
-                )
-                if process.resonance
-                else np.zeros(0, dtype=np.int64)
+            reconstructed = _reconstruct_event(
+                batch.event(position),
+                (spec.pythia_seed << 24) | (n_events + position),
+                process,
+                generator,
+                detector,
+                pileup,
             )
-            origin = truth.particle_origins(event, products)
-            event_truth, visible = _event_truth(event, process, origin, event_id)
-            charges = generator.charges(event["pdg_id"][visible])
-            particles = pileup.overlay(_gen_particles(event, visible, origin, charges))
-            events.append((detector.reconstruct(particles), event_truth))
+            if reconstructed is not None:
+                events.append(reconstructed)
         n_events += len(batch)
         before = len(table)
         select_jets(process, spec.pt_range, events, table, max_jets=spec.n_jets)
