@@ -9,8 +9,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from foundation.data.batch import JetBatch
+from foundation.data.loading import same_vertex_targets
 from foundation.data.pairs import pair_features
-from foundation.data.schema import NO_VERTEX
 from foundation.models.base import Features
 from heads.base import Head
 from heads.layers import binary_auc, masked_mean, mlp
@@ -18,25 +18,7 @@ from heads.registry import register_head
 
 NUM_PAIR_FEATURES = 4
 
-
-def same_vertex_targets(vertex: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Pair targets from per-particle vertex indices.
-
-    A pair is 1 when both particles come from the same vertex, 0 when from different vertices,
-    and -1 (ignored) on the diagonal, on padding and when either particle has no measured vertex
-    (``part_vertex == NO_VERTEX``).
-
-    Shapes:
-        - vertex: ``[B, N]`` integer vertex index (``NO_VERTEX`` = -1 for neutral candidates)
-        - mask: ``[B, N]`` bool
-        - output: ``[B, N, N]`` int64 in {-1, 0, 1}
-    """
-    known = mask & (vertex != NO_VERTEX)
-    valid = known.unsqueeze(2) & known.unsqueeze(1)
-    count = vertex.shape[1]
-    valid &= ~torch.eye(count, dtype=torch.bool, device=vertex.device)
-    same = (vertex.unsqueeze(2) == vertex.unsqueeze(1)).long()
-    return torch.where(valid, same, -1)
+__all__ = ["PairClassificationHead", "same_vertex_targets"]
 
 
 @register_head("pair_classification")

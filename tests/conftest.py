@@ -61,7 +61,7 @@ def make_batch(
     and ``jet_truth_mass`` [B], ``part_origin`` [B, N] (-1 on padding and some unlabelled
     particles), ``part_vertex`` [B, N] and ``pair_same_vertex`` [B, N, N].
     """
-    from heads.pair_classification import same_vertex_targets
+    from foundation.data.loading import same_vertex_targets
 
     generator = torch.Generator().manual_seed(seed)
     batch_size = len(counts)

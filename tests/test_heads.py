@@ -9,11 +9,11 @@ import torch
 from conftest import HEAD_SPECS, backbone_kwargs, batch_for, make_batch, tiny_backbones
 
 from foundation.data.batch import JetBatch
+from foundation.data.loading import same_vertex_targets
 from foundation.model import Model
 from heads import Head, create_head, list_heads, register_head
 from heads.layers import binary_auc
 from heads.masked_particle import mask_particles
-from heads.pair_classification import same_vertex_targets
 
 
 def build(backbone: str, spec: str, seed: int = 0) -> Model:

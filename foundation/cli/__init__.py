@@ -12,6 +12,8 @@ from foundation import __version__
 COMMAND_MODULES: tuple[str, ...] = (
     "foundation.cli.simulate",
     "foundation.cli.hub",
+    "foundation.cli.evaluate",
+    "foundation.cli.baseline",
 )
 """Modules defining a sub-command: each has ``register(subparsers)`` which adds its parser and
 sets ``func`` (a callable taking the parsed namespace and returning an exit code)."""
