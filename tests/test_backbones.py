@@ -209,6 +209,13 @@ def test_jet_level_inputs_are_accepted(name: str) -> None:
     assert torch.isfinite(out.jet).all()
 
 
+@pytest.mark.parametrize("name", TINY)
+def test_wrong_feature_count_is_a_clear_error(name: str) -> None:
+    model = create_backbone(name, in_features=IN_FEATURES + 1)
+    with pytest.raises(ValueError, match=f"in_features={IN_FEATURES + 1}"):
+        model(make_batch([3], num_slots=3))
+
+
 def test_unknown_argument_names_the_accepted_ones() -> None:
     with pytest.raises(TypeError, match="accepted: in_features"):
         create_backbone("pfn-tiny", in_features=3, widht=4)
@@ -245,6 +252,17 @@ def test_jetformer_with_shared_pair_bias() -> None:
     torch.testing.assert_close(permuted.jet, reference.jet, rtol=1e-5, atol=1e-5)
     assert torch.isfinite(reference.particles).all()
     assert_padding_zero(reference)
+
+
+def test_jetformer_packed_path_equals_dense_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    model = build("jetformer-tiny", in_jet_features=2).eval()
+    batch = make_batch([9, 4, 1, 0], num_slots=10, seed=7, in_jet_features=2)
+    with torch.no_grad():
+        packed = model(batch)
+        monkeypatch.setattr("foundation.models.jetformer.is_exporting", lambda: True)
+        dense = model(batch)
+    torch.testing.assert_close(packed.jet, dense.jet, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(packed.particles, dense.particles, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("name", ["part-tiny", "jetformer-tiny", "particlenet-tiny"])
@@ -303,8 +321,9 @@ def test_exports_to_onnx_with_dynamic_shapes(name: str, tmp_path: object) -> Non
     )
     session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
     used = {node.name for node in session.get_inputs()}  # PFN does not read the 4-vectors
-    # Eager mode trims padding, the graph does not; ParticleNet's graph needs N >= k (8 here).
-    for counts, slots in [([20, 7, 1, 0], 25), ([9, 2], 9)]:
+    # Eager mode trims and packs, the graph does not; N < k + 1 (ParticleNet-tiny: k = 8) and
+    # N = 0 must run too.
+    for counts, slots in [([20, 7, 1, 0], 25), ([3, 2, 0], 3), ([0, 0], 0)]:
         batch = make_batch(counts, num_slots=slots, seed=6)
         inputs = {"particles": batch.particles, "mask": batch.mask, "vectors": batch.vectors}
         particles, jet = session.run(

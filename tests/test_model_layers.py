@@ -8,6 +8,7 @@ import torch
 from foundation.models.layers import (
     EtaPhiRotary,
     MaskedBatchNorm,
+    Packing,
     apply_rotary,
     attention_allowed,
     knn_graph_dense,
@@ -111,3 +112,16 @@ def test_attention_allowed_never_masks_a_whole_row() -> None:
     assert allowed.shape == (2, 1, 3, 3)
     assert allowed.any(-1).all()
     assert torch.equal(allowed[0, 0, 0], mask[0])  # real queries see real keys only
+
+
+def test_packing_round_trip() -> None:
+    mask = torch.tensor([[True, False, True], [False, False, False], [True, True, True]])
+    x = torch.randn(3, 3, 4)
+    packing = Packing(mask)
+    packed = packing.pack(x)
+    assert packed.shape == (5, 4)
+    padded = packing.pad(packed)
+    assert torch.equal(padded[mask], x[mask])
+    assert torch.equal(padded[~mask], torch.zeros(4, 4))
+    per_jet = packing.per_jet(torch.arange(3.0).unsqueeze(-1))
+    assert per_jet.squeeze(-1).tolist() == [0.0, 0.0, 2.0, 2.0, 2.0]

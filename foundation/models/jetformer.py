@@ -12,8 +12,10 @@ makes every attention logit a function of the two particles' contents *and* thei
 adds ParT's pair features back cheaply: one bias per pair, computed once per forward and shared
 by every head and every layer (a single ``[B, 1, N, N]`` tensor).
 
-Other speed choices: padding is trimmed per batch (eager mode only, so the ONNX graph keeps
-dynamic ``N``), plain pre-LN blocks, and masked attention pooling instead of class attention.
+Other speed choices: in eager mode, padding is trimmed per batch and every per-particle layer
+(embedding, projections, MLPs, norms) runs on the packed real particles only, attention being
+the one padded step; exported graphs stay dense with dynamic ``N``. Plain pre-LN blocks, and
+masked attention pooling instead of class attention.
 """
 
 from __future__ import annotations
@@ -27,17 +29,20 @@ from torch import nn
 from foundation.data.batch import JetBatch
 from foundation.models.base import Backbone, Features
 from foundation.models.builder import build_backbone, jsonable
+from foundation.models.checks import check_batch
 from foundation.models.layers import (
     EtaPhiRotary,
     MultiheadAttention,
+    Packing,
     PairEmbedding,
+    Pooling,
     attention_allowed,
+    is_exporting,
     jet_relative_eta_phi,
     pad_particles,
     trim_padding,
     zero_padding,
 )
-from foundation.models.layers.pooling import Pooling
 from foundation.models.registry import register_backbone
 
 
@@ -51,10 +56,11 @@ class JetFormerBlock(nn.Module):
         dropout: dropout on attention weights and residual branches.
 
     Shapes:
-        - x: ``[B, N, D]``
+        - x: ``[B, N, D]``, or packed ``[M, D]`` with ``packing``
         - attn_mask: ``[B, 1, N, N]`` bool or float (additive)
         - rotary: ``(cos, sin)`` each ``[B, H, N, D/H]`` or ``None``
-        - output: ``[B, N, D]``
+        - packing: :class:`~foundation.models.layers.packing.Packing` or ``None``
+        - output: same shape as ``x``
     """
 
     def __init__(
@@ -73,8 +79,10 @@ class JetFormerBlock(nn.Module):
         x: torch.Tensor,
         attn_mask: torch.Tensor,
         rotary: tuple[torch.Tensor, torch.Tensor] | None = None,
+        packing: Packing | None = None,
     ) -> torch.Tensor:
-        x = x + self.dropout(self.attn(self.attn_norm(x), attn_mask=attn_mask, rotary=rotary))
+        attended = self.attn(self.attn_norm(x), attn_mask=attn_mask, rotary=rotary, packing=packing)
+        x = x + self.dropout(attended)
         return x + self.dropout(self.ffn(self.ffn_norm(x)))
 
 
@@ -164,13 +172,21 @@ class JetFormer(Backbone):
         self.pool = Pooling(dim, pooling)
 
     def forward(self, batch: JetBatch) -> Features:
+        check_batch(
+            type(self).__name__, batch, self.config["in_features"], self.config["in_jet_features"]
+        )
         input_mask, full_count = batch.mask, batch.num_particles
         batch = trim_padding(batch)
         mask = batch.mask
-        x = self.embed(batch.particles)
-        if self.jet_embed is not None:
-            x = x + self.jet_embed(batch.jet).unsqueeze(1)
-        x = zero_padding(x, mask)
+        packing = None if is_exporting() else Packing(mask)
+        if packing is None:
+            x = self.embed(batch.particles)
+            if self.jet_embed is not None:
+                x = x + self.jet_embed(batch.jet).unsqueeze(1)
+        else:
+            x = self.embed(packing.pack(batch.particles))
+            if self.jet_embed is not None:
+                x = x + packing.per_jet(self.jet_embed(batch.jet))
 
         attn_mask = attention_allowed(mask, mask)
         if self.pair_bias is not None:
@@ -180,9 +196,10 @@ class JetFormer(Backbone):
         if self.rotary is not None:
             rotary = self.rotary(jet_relative_eta_phi(batch.vectors, mask))
         for block in self.blocks:
-            x = block(x, attn_mask, rotary)
+            x = block(x, attn_mask, rotary, packing)
 
-        x = zero_padding(self.norm(x), mask)
+        x = self.norm(x)
+        x = zero_padding(x, mask) if packing is None else packing.pad(x)
         jet = self.pool(x, mask)
         return Features(particles=pad_particles(x, full_count), jet=jet, mask=input_mask)
 

@@ -17,6 +17,7 @@ from torch import nn
 from foundation.data.batch import JetBatch
 from foundation.models.base import Backbone, Features
 from foundation.models.builder import build_backbone, jsonable
+from foundation.models.checks import check_batch
 from foundation.models.layers import (
     MultiheadAttention,
     PairEmbedding,
@@ -172,6 +173,7 @@ class ParticleTransformer(Backbone):
         self.norm = nn.LayerNorm(dim)
 
     def forward(self, batch: JetBatch) -> Features:
+        check_batch(type(self).__name__, batch, self.config["in_features"])
         input_mask, full_count = batch.mask, batch.num_particles
         batch = trim_padding(batch)
         mask = batch.mask
@@ -186,7 +188,9 @@ class ParticleTransformer(Backbone):
             x = block(x, attn_mask)
         x = zero_padding(x, mask)
 
-        cls = self.cls_token.expand(x.shape[0], -1, -1).to(x.dtype)
+        # A copy, not a view of the parameter: module hooks (e.g. FlopCounterMode's) reject
+        # inputs that require grad without a grad_fn, which a view made under no_grad is.
+        cls = self.cls_token.repeat(x.shape[0], 1, 1).to(x.dtype)
         # The class token is always a key, so no row of the class attention is fully masked.
         keys = torch.cat([mask.new_ones(mask.shape[0], 1), mask], dim=1)[:, None, None, :]
         for block in self.class_blocks:

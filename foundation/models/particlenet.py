@@ -24,6 +24,7 @@ from torch import nn
 from foundation.data.batch import JetBatch
 from foundation.models.base import Backbone, Features
 from foundation.models.builder import build_backbone, jsonable
+from foundation.models.checks import check_batch
 from foundation.models.layers import (
     MaskedBatchNorm,
     gather_neighbours,
@@ -95,9 +96,9 @@ class ParticleNet(Backbone):
     """ParticleNet backbone (see the module docstring).
 
     Input features are batch-normalised over real particles, then pass the EdgeConv blocks.
-    Jet-level inputs are not used (``in_jet_features`` is accepted and recorded). For ONNX
-    export, trace with ``N > k`` and feed ``N >= k`` slots at run time (the neighbour count of
-    ``topk`` is fixed when traced).
+    Jet-level inputs are not used (``in_jet_features`` is accepted and recorded). Exported
+    graphs run for any ``N``, also ``N < k + 1`` and ``N = 0`` (see
+    :func:`~foundation.models.layers.knn_graph_dense`).
 
     Args:
         in_features: particle features ``F``.
@@ -139,6 +140,7 @@ class ParticleNet(Backbone):
         self.num_features = width
 
     def forward(self, batch: JetBatch) -> Features:
+        check_batch(type(self).__name__, batch, self.config["in_features"])
         input_mask, full_count = batch.mask, batch.num_particles
         batch = trim_padding(batch)
         mask = batch.mask

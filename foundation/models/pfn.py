@@ -16,8 +16,8 @@ from torch import nn
 from foundation.data.batch import JetBatch
 from foundation.models.base import Backbone, Features
 from foundation.models.builder import build_backbone, jsonable
-from foundation.models.layers import pad_particles, trim_padding, zero_padding
-from foundation.models.layers.pooling import Pooling
+from foundation.models.checks import check_batch
+from foundation.models.layers import Pooling, pad_particles, trim_padding, zero_padding
 from foundation.models.registry import register_backbone
 
 
@@ -83,6 +83,9 @@ class ParticleFlowNetwork(Backbone):
         self.f = relu_mlp([latent + in_jet_features, *f_dims, latent])
 
     def forward(self, batch: JetBatch) -> Features:
+        check_batch(
+            type(self).__name__, batch, self.config["in_features"], self.config["in_jet_features"]
+        )
         input_mask, full_count = batch.mask, batch.num_particles
         batch = trim_padding(batch)
         mask = batch.mask

@@ -14,14 +14,19 @@ from foundation.models.layers.masking import (
     zero_padding,
 )
 from foundation.models.layers.norm import MaskedBatchNorm
+from foundation.models.layers.packing import Packing
 from foundation.models.layers.pair_embedding import PairEmbedding
+from foundation.models.layers.pooling import AttentionPooling, Pooling
 from foundation.models.layers.rotary import EtaPhiRotary, apply_rotary
 
 __all__ = [
+    "AttentionPooling",
     "EtaPhiRotary",
     "MaskedBatchNorm",
     "MultiheadAttention",
+    "Packing",
     "PairEmbedding",
+    "Pooling",
     "apply_rotary",
     "attention_allowed",
     "gather_neighbours",

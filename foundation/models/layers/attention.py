@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from foundation.models.layers.packing import Packing
 from foundation.models.layers.rotary import apply_rotary
 
 
@@ -27,6 +28,8 @@ class MultiheadAttention(nn.Module):
         - context: ``[B, S, D]`` (``None``: self-attention, ``S = L``)
         - attn_mask: ``[B, 1 or H, L, S]`` bool (True = may attend) or float (added to the
           logits), or ``None``
+        - packing: a :class:`~foundation.models.layers.packing.Packing` (self-attention only):
+          ``query`` is then packed ``[M, D]`` and so is the output
         - rotary: ``(cos, sin)`` each ``[B, H or 1, L, D/H]`` (see
           :class:`~foundation.models.layers.EtaPhiRotary`), applied to queries and keys
           (self-attention only), or ``None``
@@ -54,9 +57,15 @@ class MultiheadAttention(nn.Module):
         context: torch.Tensor | None = None,
         attn_mask: torch.Tensor | None = None,
         rotary: tuple[torch.Tensor, torch.Tensor] | None = None,
+        packing: Packing | None = None,
     ) -> torch.Tensor:
+        if packing is not None and context is not None:
+            raise ValueError("packed attention is self-attention only: pass context=None")
         if context is None:
-            q, k, v = self.in_proj(query).chunk(3, dim=-1)
+            qkv = self.in_proj(query)
+            if packing is not None:
+                qkv = packing.pad(qkv)
+            q, k, v = qkv.chunk(3, dim=-1)
         else:
             weight, bias = self.in_proj.weight, self.in_proj.bias
             q = F.linear(query, weight[: self.dim], bias[: self.dim])
@@ -71,4 +80,7 @@ class MultiheadAttention(nn.Module):
             q, k, v, attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0
         )
         batch, _, length, _ = out.shape
-        return self.out_proj(out.transpose(1, 2).reshape(batch, length, self.dim))
+        out = out.transpose(1, 2).reshape(batch, length, self.dim)
+        if packing is not None:
+            out = packing.pack(out)
+        return self.out_proj(out)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
+
+from foundation.models.layers.masking import is_exporting
 
 
 def pairwise_sq_distances(coords: torch.Tensor) -> torch.Tensor:
@@ -50,6 +53,12 @@ def knn_graph_dense(
     positions = torch.arange(count, device=coords.device)
     forbidden = ~mask.unsqueeze(1) | (positions.unsqueeze(0) == positions.unsqueeze(1))
     dist = dist.masked_fill(forbidden, float("inf"))
+    if is_exporting():
+        # ONNX TopK needs k <= N: append k never-chosen columns so that any N (0 too) runs;
+        # slots that land on them are invalid and point at particle 0, like the eager filler.
+        values, index = F.pad(dist, (0, k), value=float("inf")).topk(k, dim=-1, largest=False)
+        valid = torch.isfinite(values) & mask.unsqueeze(-1)
+        return torch.where(valid, index, torch.zeros_like(index)), valid
     take = min(k, count)
     values, index = dist.topk(take, dim=-1, largest=False)
     valid = torch.isfinite(values) & mask.unsqueeze(-1)
@@ -70,6 +79,11 @@ def gather_neighbours(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     """
     batch, count, channels = x.shape
     k = index.shape[-1]
+    if is_exporting():
+        # A gather per jet keeps the batch axis: ONNX Reshape reads a 0 in a target shape as
+        # "copy that axis", so the flat [B * N, C] form below cannot be exported for N = 0.
+        flat_index = index.reshape(batch, count * k, 1).expand(-1, -1, channels)
+        return torch.gather(x, 1, flat_index).view(batch, count, k, channels)
     offsets = (torch.arange(batch, device=x.device) * count).view(batch, 1, 1)
     flat = (index + offsets).reshape(-1)
     return x.reshape(batch * count, channels).index_select(0, flat).view(batch, count, k, channels)

@@ -23,7 +23,7 @@ class MaskedBatchNorm(nn.Module):
 
     Shapes:
         - x: ``[*, C]``
-        - mask: ``[*]`` bool, True for real entries
+        - mask: ``[*]`` bool, True for real entries, or ``None`` when every entry is real
         - output: ``[*, C]``
     """
 
@@ -37,21 +37,29 @@ class MaskedBatchNorm(nn.Module):
         self.register_buffer("running_mean", torch.zeros(num_features))
         self.register_buffer("running_var", torch.ones(num_features))
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        keep = mask.unsqueeze(-1)
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         if self.training:
             flat = x.reshape(-1, self.num_features).float()
-            weight = keep.reshape(-1, 1).to(flat.dtype)
-            count = weight.sum()
-            mean = (flat * weight).sum(dim=0) / count.clamp(min=1)
-            var = ((flat - mean).square() * weight).sum(dim=0) / count.clamp(min=1)
+            if mask is None:
+                count = flat.new_tensor(flat.shape[0])
+                mean = flat.mean(dim=0) if flat.shape[0] else flat.new_zeros(self.num_features)
+                var = (flat - mean).square().sum(dim=0) / count.clamp(min=1)
+            else:
+                weight = mask.reshape(-1, 1).to(flat.dtype)
+                count = weight.sum()
+                mean = (flat * weight).sum(dim=0) / count.clamp(min=1)
+                var = ((flat - mean).square() * weight).sum(dim=0) / count.clamp(min=1)
             self._update_running(mean, var, count)
         else:
             mean, var = self.running_mean, self.running_var
         scale = self.weight * torch.rsqrt(var + self.eps)
         shift = self.bias - mean * scale
-        out = x * scale.to(x.dtype) + shift.to(x.dtype)
-        return torch.where(keep, out, torch.zeros((), dtype=out.dtype, device=out.device))
+        out = torch.addcmul(shift.to(x.dtype), x, scale.to(x.dtype))
+        if mask is None:
+            return out
+        return torch.where(
+            mask.unsqueeze(-1), out, torch.zeros((), dtype=out.dtype, device=out.device)
+        )
 
     @torch.no_grad()
     def _update_running(self, mean: torch.Tensor, var: torch.Tensor, count: torch.Tensor) -> None:

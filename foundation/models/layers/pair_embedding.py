@@ -23,9 +23,10 @@ class PairEmbedding(nn.Module):
     for each hidden width, then a final ``Linear`` to ``num_outputs`` (one bias per attention
     head for ParT, a single shared bias for JetFormer). Batch statistics use real pairs only.
 
-    The features are symmetric, so in eager mode only the upper triangle (``N(N+1)/2`` pairs) is
-    embedded and mirrored; while exporting the full grid is embedded (no ``triu_indices`` frozen
-    to one ``N``). Entries of padded pairs are unspecified: mask them in the attention.
+    The features are symmetric, so in eager mode only the real pairs of the upper triangle
+    (``Σ n(n+1)/2`` per batch, a fraction of ``B N²`` for padded jets) are embedded, then mirrored;
+    padded pairs get 0. While exporting, the full grid is embedded (no data-dependent shapes in
+    the graph) and padded pairs get unspecified finite values. Mask them in the attention.
 
     Args:
         hidden_dims: widths of the hidden pointwise layers, e.g. ``(64, 64, 64)``.
@@ -50,12 +51,12 @@ class PairEmbedding(nn.Module):
         self.head = nn.Linear(width, num_outputs)
         self.activation = nn.GELU()
 
-    def embed(self, pairs: torch.Tensor, pair_mask: torch.Tensor) -> torch.Tensor:
+    def embed(self, pairs: torch.Tensor, pair_mask: torch.Tensor | None) -> torch.Tensor:
         """Apply the pointwise MLP.
 
         Shapes:
             - pairs: ``[*, 4]``
-            - pair_mask: ``[*]`` bool
+            - pair_mask: ``[*]`` bool, or ``None`` when every pair is real
             - output: ``[*, H]``
         """
         x = self.input_norm(pairs, pair_mask)
@@ -66,14 +67,13 @@ class PairEmbedding(nn.Module):
     def forward(self, vectors: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         pairs = pair_features(vectors.float(), mask)
         pair_mask = mask.unsqueeze(2) & mask.unsqueeze(1)
+        if is_exporting():
+            return self.embed(pairs, pair_mask).permute(0, 3, 1, 2)
+        jet, row, col = torch.triu(pair_mask).nonzero(as_tuple=True)
+        upper = self.embed(pairs[jet, row, col], None)
         batch, count = mask.shape
-        if is_exporting() or count < 2:
-            out = self.embed(pairs, pair_mask)
-        else:
-            row, col = torch.triu_indices(count, count, device=mask.device)
-            upper = self.embed(pairs[:, row, col], pair_mask[:, row, col])
-            out = upper.new_zeros(batch, count * count, upper.shape[-1])
-            out[:, row * count + col] = upper
-            out[:, col * count + row] = upper
-            out = out.view(batch, count, count, -1)
-        return out.permute(0, 3, 1, 2)
+        out = upper.new_zeros(batch, upper.shape[-1], count, count)
+        grid = out.permute(0, 2, 3, 1)  # a [B, N, N, H] view of the output
+        grid[jet, row, col] = upper
+        grid[jet, col, row] = upper
+        return out

@@ -67,18 +67,19 @@ class EtaPhiRotary(nn.Module):
         freqs = torch.exp(torch.linspace(math.log(min_freq), math.log(max_freq), total))
         # Head h gets frequencies h, h + H, h + 2H, ...: shape [H, per_head].
         freqs = freqs.view(per_head, num_heads).t()
-        # Angle per channel pair as a linear map of (Δη, Δφ): [2, H, Dh / 2], zero beyond R / 2.
-        projection = torch.zeros(2, num_heads, head_dim // 2)
-        projection[0, :, :per_head] = freqs
-        projection[1, :, per_head : 2 * per_head] = freqs
+        # Angle of each channel as a linear map of (Δη, Δφ): [H, 2, Dh], both channels of a pair
+        # sharing one angle, zero beyond the rotated channels.
+        pair_freqs = freqs.repeat_interleave(2, dim=-1)
+        projection = torch.zeros(num_heads, 2, head_dim)
+        projection[:, 0, : 2 * per_head] = pair_freqs
+        projection[:, 1, 2 * per_head : 4 * per_head] = pair_freqs
         self.register_buffer("projection", projection, persistent=False)
+        self.register_buffer("sign", torch.tensor([-1.0, 1.0]).repeat(head_dim // 2), False)
 
     def forward(self, coords: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        # [B, N, 2] x [2, H, Dh/2] -> [B, H, N, Dh/2], each angle repeated for its channel pair.
-        angles = torch.einsum("bnc,chk->bhnk", coords.float(), self.projection)
-        angles = angles.repeat_interleave(2, dim=-1)
-        sign = torch.tensor([-1.0, 1.0], device=coords.device).repeat(self.head_dim // 2)
-        return angles.cos(), angles.sin() * sign
+        # [B, 1, N, 2] @ [H, 2, Dh] -> [B, H, N, Dh]
+        angles = coords.float().unsqueeze(1) @ self.projection
+        return angles.cos(), angles.sin() * self.sign
 
 
 def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
@@ -89,5 +90,6 @@ def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch
         - cos, sin: ``[B, H or 1, N, Dh]`` from :class:`EtaPhiRotary`
         - output: ``[B, H, N, Dh]``
     """
-    swapped = x.unflatten(-1, (-1, 2)).flip(-1).flatten(-2)
+    # reshape(x.shape), not flatten(-2): ONNX Reshape cannot infer a -1 when N = 0.
+    swapped = x.unflatten(-1, (x.shape[-1] // 2, 2)).flip(-1).reshape(x.shape)
     return x * cos.to(x.dtype) + swapped * sin.to(x.dtype)
