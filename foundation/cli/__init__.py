@@ -14,6 +14,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "foundation.cli.hub",
     "foundation.cli.evaluate",
     "foundation.cli.baseline",
+    "foundation.cli.export",
+    "foundation.cli.bench",
 )
 """Modules defining a sub-command: each has ``register(subparsers)`` which adds its parser and
 sets ``func`` (a callable taking the parsed namespace and returning an exit code)."""
