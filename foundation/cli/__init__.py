@@ -11,8 +11,11 @@ from foundation import __version__
 
 COMMAND_MODULES: tuple[str, ...] = (
     "foundation.cli.simulate",
-    "foundation.cli.hub",
+    "foundation.cli.pretrain",
+    "foundation.cli.finetune",
     "foundation.cli.evaluate",
+    "foundation.cli.study",
+    "foundation.cli.hub",
     "foundation.cli.baseline",
     "foundation.cli.export",
     "foundation.cli.bench",

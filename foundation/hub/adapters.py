@@ -43,8 +43,21 @@ def register_adapter(name: str) -> Callable[[AdapterFunction], AdapterFunction]:
     return decorator
 
 
+BUILTIN_ADAPTER_MODULES: tuple[str, ...] = ("foundation.training.lora",)
+"""Modules registering the built-in adapters, imported on first use (not at import time)."""
+
+
+def _load_builtin_adapters() -> None:
+    """Import the modules that register the built-in adapters (idempotent)."""
+    import importlib
+
+    for module in BUILTIN_ADAPTER_MODULES:
+        importlib.import_module(module)
+
+
 def list_adapters() -> list[str]:
     """Names of the registered adapters, sorted."""
+    _load_builtin_adapters()
     return sorted(_ADAPTERS)
 
 
@@ -55,6 +68,7 @@ def apply_adapter(model: Model, name: str, **kwargs: Any) -> None:
         KeyError: the adapter is not registered.
         ValueError: ``kwargs`` are not JSON-serialisable (they go to ``config.json``).
     """
+    _load_builtin_adapters()
     if name not in _ADAPTERS:
         raise KeyError(
             f"unknown adapter {name!r}; registered adapters: {', '.join(list_adapters()) or 'none'}"

@@ -1,0 +1,129 @@
+"""Build the :class:`~foundation.model.Model` of a recipe: a new or pretrained backbone, its heads.
+
+Head arguments the data determines are filled in when the recipe leaves them out: the class
+names of a ``jet_classification`` head (``data.classes`` or the files' labels) and the feature
+names of a ``masked_particle`` head. In ``linear`` fine-tuning every head is a linear probe.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from foundation.hub.checkpoint import load_pretrained
+from foundation.hub.schema import FeatureSchema
+from foundation.model import Model
+from foundation.training.datamodule import DataSummary
+from foundation.training.recipe import Recipe
+from foundation.training.typed import RecipeError
+
+
+def load_base(recipe: Recipe) -> Model | None:
+    """The pretrained model named by ``model.pretrained`` (backbone only), or None.
+
+    Raises:
+        CheckpointError / KeyError: the checkpoint cannot be found or loaded.
+    """
+    if recipe.model.pretrained is None:
+        return None
+    return load_pretrained(recipe.model.pretrained, revision=recipe.model.revision, heads=None)
+
+
+def base_reference(recipe: Recipe) -> str | None:
+    """``model.pretrained`` as recorded by a delta checkpoint (local folders made absolute)."""
+    reference = recipe.model.pretrained
+    if reference is None:
+        return None
+    path = Path(reference.removeprefix("local-dir:"))
+    return str(path.resolve()) if path.is_dir() else reference
+
+
+def check_inputs(base: Model, summary: DataSummary, source: str) -> None:
+    """The data's features are those the pretrained backbone was trained on, in order.
+
+    Raises:
+        RecipeError: they differ (the message lists how).
+    """
+    problems = base.check_feature_schema(list(summary.feature_names))
+    jet_inputs = int(base.backbone.config.get("in_jet_features", 0) or 0)
+    schema = base.feature_schema
+    if jet_inputs and schema is not None and schema.jet_features != summary.jet_feature_names:
+        problems.append(
+            f"jet_features: expected {list(schema.jet_features)}, found "
+            f"{list(summary.jet_feature_names)}"
+        )
+    if problems:
+        raise RecipeError(
+            f"model.pretrained {source!r}: the data's inputs differ from the checkpoint's: "
+            + "; ".join(problems)
+            + " (set data.features to the checkpoint's feature names)"
+        )
+
+
+def _backbone(recipe: Recipe, summary: DataSummary, base: Model | None) -> Model:
+    if base is None:
+        kwargs = {
+            "in_features": len(summary.feature_names),
+            "in_jet_features": len(summary.jet_feature_names) if recipe.model.jet_inputs else 0,
+            **recipe.model.backbone_kwargs,
+        }
+        return Model.create(recipe.model.backbone or "", kwargs)
+    check_inputs(base, summary, recipe.model.pretrained or "")
+    if recipe.finetune.mode == "scratch":
+        return Model.create(base.backbone_name or "", dict(base.backbone.config))
+    return base
+
+
+def head_arguments(
+    recipe: Recipe, head_type: str, kwargs: dict[str, Any], summary: DataSummary
+) -> dict[str, Any]:
+    """Head constructor arguments with the data-determined defaults filled in."""
+    arguments = dict(kwargs)
+    if head_type == "jet_classification":
+        arguments.setdefault("label_names", list(summary.label_names))
+    if head_type == "masked_particle":
+        arguments.setdefault("feature_names", list(summary.feature_names))
+    if recipe.finetune.mode == "linear" and "hidden" in _accepted(head_type):
+        arguments["hidden"] = []
+    return arguments
+
+
+def _accepted(head_type: str) -> set[str]:
+    import inspect
+
+    from heads.registry import get_head_class
+
+    return set(inspect.signature(get_head_class(head_type)).parameters)
+
+
+def build_model(recipe: Recipe, summary: DataSummary, base: Model | None = None) -> Model:
+    """The model of ``recipe`` on the prepared data, with its feature schema set.
+
+    Args:
+        recipe: the recipe.
+        summary: the prepared data (:meth:`JetDataModule.prepare`).
+        base: the pretrained model from :func:`load_base` (None for a new backbone).
+
+    Raises:
+        RecipeError: inputs that differ from the pretrained checkpoint's.
+        KeyError / ValueError: unknown backbone or head, or bad head arguments.
+    """
+    model = _backbone(recipe, summary, base)
+    for name, head in recipe.model.heads.items():
+        arguments = head_arguments(recipe, head.type, head.kwargs, summary)
+        model.add_head(name, head.type, weight=head.weight, **arguments)
+    model.feature_schema = FeatureSchema(
+        summary.feature_names, summary.jet_feature_names, summary.normalization
+    )
+    return model
+
+
+def head_targets(model: Model) -> list[str]:
+    """The ``batch.targets`` keys the model's heads read."""
+    names = []
+    for head in model.heads.values():
+        if head.head_type == "jet_regression":
+            names += list(head.label_names)
+        else:
+            names.append(head.target_key)
+    return names

@@ -1,0 +1,113 @@
+"""The training engine: a PyTorch Lightning ``Trainer`` configured from a recipe.
+
+Why Lightning (and not a loop of our own):
+
+- **One code path for every machine.** The same run works on a CPU, one GPU, several GPUs of
+  one node (DDP) and several nodes: under ``torchrun`` or SLURM (``srun``), Lightning's cluster
+  environments read the launcher's variables (``RANK``/``WORLD_SIZE``, ``SLURM_PROCID``...),
+  so ``foundation pretrain`` needs no distributed code. Data sharding per rank is ours
+  (:class:`~foundation.training.datasets.ResumableBatchSampler`).
+- **Mixed precision** (``bf16-mixed`` on GPU by default, ``32-true`` on CPU), **gradient
+  clipping** by norm, per-step **LR schedules** (warm-up + cosine,
+  :mod:`foundation.training.optim`), **checkpointing**, **TensorBoard** logging and **progress
+  bars** are Trainer arguments instead of code to maintain.
+- **Exact resume**: ``trainer.fit(ckpt_path=last.ckpt)`` restores weights, optimizer, scheduler,
+  loop counters and callback state; our loader is stateful (Lightning's ``state_dict`` protocol),
+  so an interrupted run continues mid-epoch with the same batches and reaches the same weights.
+
+Safety of Lightning checkpoints: ``last.ckpt`` is a ``torch.save`` file (pickle). It is written
+only for resuming and read only by ``--resume`` of the run that wrote it, with
+``weights_only=True`` (PyTorch's restricted unpickler: tensors and plain containers only; our
+callbacks, loader and schedule keep plain-number states for that). Models are never loaded from
+it: ``best/`` and ``last/`` are hub checkpoint folders (``config.json`` + safetensors, no
+pickle), loaded with :func:`foundation.hub.load_pretrained`.
+
+Determinism: ``seed_everything(trainer.seed)`` before the model is built, seeded shuffling per
+epoch, generators re-seeded from (seed, step, rank) before each step, and
+``deterministic=True`` (``warn`` where an operation has no deterministic kernel).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.loggers import TensorBoardLogger
+
+from foundation.training.recipe import TrainerConfig
+from foundation.training.run_folder import RunPaths
+
+
+def resolve_precision(config: TrainerConfig) -> str:
+    """``trainer.precision``, with ``auto`` = ``bf16-mixed`` on a CUDA GPU, else ``32-true``."""
+    if config.precision != "auto":
+        return config.precision
+    on_gpu = config.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
+    return "bf16-mixed" if on_gpu and torch.cuda.is_bf16_supported() else "32-true"
+
+
+def checkpoint_callback(paths: RunPaths, config: TrainerConfig) -> ModelCheckpoint:
+    """Writes ``checkpoints/last.ckpt`` every ``checkpoint_every`` steps and each epoch."""
+    return ModelCheckpoint(
+        dirpath=paths.checkpoints,
+        filename="last",
+        save_top_k=0,
+        save_last=True,
+        every_n_train_steps=config.checkpoint_every,
+        enable_version_counter=False,
+    )
+
+
+def build_trainer(
+    config: TrainerConfig,
+    paths: RunPaths,
+    callbacks: Sequence[L.Callback] = (),
+    logger: bool = True,
+) -> L.Trainer:
+    """A Trainer for ``config`` writing into the run folder ``paths``.
+
+    Args:
+        config: the recipe's ``trainer`` section.
+        paths: the run folder.
+        callbacks: extra callbacks (best export, history, unfreezing...).
+        logger: log to ``<run>/tensorboard``.
+    """
+    loggers = (
+        [TensorBoardLogger(save_dir=str(paths.root), name="tensorboard", version="")]
+        if logger
+        else False
+    )
+    extra: list[L.Callback] = [checkpoint_callback(paths, config)]
+    if logger:
+        extra.append(LearningRateMonitor(logging_interval="step"))
+    if config.progress_bar:
+        extra.append(TQDMProgressBar(refresh_rate=max(1, min(config.log_every, 20))))
+    return L.Trainer(
+        accelerator=config.accelerator,
+        devices=config.devices,
+        strategy=config.strategy,
+        num_nodes=config.num_nodes,
+        precision=resolve_precision(config),  # type: ignore[arg-type]
+        max_epochs=config.max_epochs if config.max_epochs > 0 else -1,
+        max_steps=config.max_steps,
+        gradient_clip_val=config.gradient_clip,
+        gradient_clip_algorithm="norm",
+        log_every_n_steps=config.log_every,
+        check_val_every_n_epoch=config.val_every,
+        callbacks=[*callbacks, *extra],
+        logger=loggers,
+        enable_progress_bar=config.progress_bar,
+        enable_model_summary=False,
+        deterministic="warn" if config.deterministic else False,
+        use_distributed_sampler=False,
+        num_sanity_val_steps=0,
+        default_root_dir=str(paths.root),
+    )
+
+
+def last_checkpoint(paths: RunPaths) -> Path | None:
+    """The run's ``last.ckpt`` when it exists."""
+    return paths.last_ckpt if paths.last_ckpt.is_file() else None

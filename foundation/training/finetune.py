@@ -1,0 +1,82 @@
+"""Fine-tuning modes: what trains, and the gradual-unfreezing callback.
+
+- ``full``, ``scratch``, ``lwld``: everything trains (``lwld`` only changes the learning rates,
+  see :mod:`foundation.training.optim`; ``scratch`` is decided when the model is built);
+- ``frozen`` / ``linear``: the backbone is frozen (eval mode, no gradients); the heads are
+  MLPs (``frozen``) or linear probes (``linear``, set when the heads are built);
+- ``unfreeze``: the backbone starts frozen and its layer groups are unfrozen from the top, one
+  every ``unfreeze_every`` epochs (a function of the epoch only, so resuming is exact);
+- ``lora``: the backbone is frozen and LoRA adapters (:mod:`foundation.training.lora`) train.
+
+A fine-tune whose backbone weights stay those of the pretrained checkpoint (frozen, linear,
+lora) is saved as a *delta*: heads and adapters only, naming the base and its hash.
+"""
+
+from __future__ import annotations
+
+import lightning as L
+
+from foundation.model import Model
+from foundation.training.lora import ADAPTER_NAME, lora_parameters
+from foundation.training.recipe import FinetuneConfig, Recipe
+
+FROZEN_MODES = frozenset({"frozen", "linear", "lora"})
+"""Modes that leave the pretrained backbone's weights unchanged."""
+
+
+def apply_mode(model: Model, config: FinetuneConfig) -> None:
+    """Freeze, adapt or leave the backbone as ``config.mode`` says (heads always train)."""
+    if config.mode in ("frozen", "linear"):
+        model.freeze_backbone(True)
+    elif config.mode == "lora":
+        model.add_adapter(
+            ADAPTER_NAME,
+            rank=config.lora_rank,
+            alpha=config.lora_alpha,
+            targets=list(config.lora_targets),
+        )
+        model.freeze_backbone(True)
+        for parameter in lora_parameters(model.backbone):
+            parameter.requires_grad_(True)
+    elif config.mode == "unfreeze":
+        set_unfrozen_groups(model, 0)
+
+
+def set_unfrozen_groups(model: Model, count: int) -> int:
+    """Let the top ``count`` layer groups of the backbone train, freeze the others.
+
+    Returns:
+        The number of groups now trainable (at most the number of groups).
+    """
+    groups = model.backbone.layer_groups()
+    count = max(0, min(count, len(groups)))
+    trainable = {id(p) for group in groups[len(groups) - count :] for p in group}
+    for parameter in model.backbone.parameters():
+        parameter.requires_grad_(id(parameter) in trainable)
+    return count
+
+
+class GradualUnfreezing(L.Callback):
+    """Unfreeze one more backbone layer group (top down) every ``every`` epochs.
+
+    Epoch ``e`` trains the heads and the top ``e // every`` groups.
+    """
+
+    def __init__(self, every: int) -> None:
+        self.every = max(1, int(every))
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # also on resuming in the middle of an epoch, when no epoch starts
+        set_unfrozen_groups(pl_module.model, trainer.current_epoch // self.every)
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        set_unfrozen_groups(pl_module.model, trainer.current_epoch // self.every)
+
+
+def saves_delta(recipe: Recipe) -> bool:
+    """Whether the run's checkpoints are deltas on ``model.pretrained``."""
+    if recipe.model.pretrained is None or recipe.finetune.mode == "scratch":
+        return False
+    if recipe.finetune.delta is not None:
+        return recipe.finetune.delta
+    return recipe.finetune.mode in FROZEN_MODES

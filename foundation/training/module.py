@@ -1,0 +1,138 @@
+"""The LightningModule: one training / validation / test step for any :class:`Model`.
+
+A model with a ``masked_particle`` head is trained on batches made by
+:func:`heads.masked_particle.mask_particles`; its other heads (e.g. the 10-class jet identity
+of multi-task pretraining) see the same masked batch, so one backbone pass serves every loss.
+The total loss is the heads' weighted sum (:meth:`Model.loss`).
+
+Randomness is a function of the seed and the step: before each training step the global
+generators are seeded from ``(seed, global_step, rank)``, so dropout and masking are the same
+whether or not the run was interrupted and resumed. Validation and test masks are seeded by
+the batch index.
+
+Logged (TensorBoard and progress bar): ``train/loss``, ``val/loss``, ``test/loss`` and, for
+each head, ``<stage>/<head>/loss`` and its metrics ``<stage>/<head>/<metric>`` (per-batch
+metrics averaged over the epoch, weighted by batch size; NaN values, e.g. the AUC of a batch
+with a single class, are left out; training metrics are computed on logging steps only).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import lightning as L
+import torch
+
+from foundation.data.batch import JetBatch
+from foundation.model import Model
+from foundation.training.optim import build_optimizer, build_schedule, parameter_groups
+from foundation.training.recipe import Recipe
+from heads.masked_particle import mask_particles
+
+_MIX = 0x9E3779B97F4A7C15
+
+
+def step_seed(seed: int, step: int, rank: int = 0) -> int:
+    """A 63-bit seed for training step ``step`` of process ``rank`` (SplitMix64 mixing)."""
+    value = (seed * 1_000_003 + step) * 65_537 + rank
+    value = (value + _MIX) & 0xFFFFFFFFFFFFFFFF
+    value = ((value ^ (value >> 30)) * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
+    value = ((value ^ (value >> 27)) * 0x94D049BB133111EB) & 0xFFFFFFFFFFFFFFFF
+    return (value ^ (value >> 31)) >> 1
+
+
+class TrainingModule(L.LightningModule):
+    """Train, validate and test a :class:`Model` as a recipe says.
+
+    Args:
+        model: the model (heads attached, fine-tuning mode applied).
+        recipe: the recipe (optimizer, fine-tuning, trainer and mask settings).
+
+    Attributes:
+        total_steps: optimizer steps of the whole run, for the LR schedule. Set it: Lightning's
+            ``estimated_stepping_batches`` builds the training loader before a checkpoint is
+            restored, which would lose the loader's resume state.
+        final_prefix: when set (e.g. ``"final/test"``), validation steps log under that prefix
+            and not to the logger (used for the run's closing evaluation).
+    """
+
+    def __init__(self, model: Model, recipe: Recipe) -> None:
+        super().__init__()
+        self.model = model
+        self.recipe = recipe
+        self.masked = any(head.head_type == "masked_particle" for head in model.heads.values())
+        self.final_prefix: str | None = None
+        self.total_steps: int | None = None
+
+    def forward(self, batch: JetBatch) -> dict[str, dict[str, torch.Tensor]]:
+        return self.model(batch)
+
+    # -------------------------------------------------------------------------------- steps
+    def transfer_batch_to_device(
+        self, batch: JetBatch, device: torch.device, dataloader_idx: int
+    ) -> JetBatch:
+        return batch.to(device, non_blocking=True)
+
+    def _prepare(self, batch: JetBatch, generator: torch.Generator | None) -> JetBatch:
+        batch = batch.trimmed()  # drop padding slots no jet of the batch uses (same losses)
+        if not self.masked:
+            return batch
+        return mask_particles(batch, self.recipe.model.mask_fraction, generator=generator)
+
+    def _step(self, batch: JetBatch, stage: str, generator: torch.Generator | None) -> torch.Tensor:
+        batch = self._prepare(batch, generator)
+        outputs = self.model(batch)
+        total, per_head = self.model.loss(batch, outputs)
+        training = stage == "train"
+        options: dict[str, Any] = {
+            "batch_size": len(batch),
+            "on_step": training,
+            "on_epoch": True,
+            "sync_dist": not training,
+            "logger": self.final_prefix is None,
+        }
+        self.log(f"{stage}/loss", total.detach(), prog_bar=self.final_prefix is None, **options)
+        for name, value in per_head.items():
+            self.log(f"{stage}/{name}/loss", value.detach(), **options)
+        if training and self.global_step % self.recipe.trainer.log_every:
+            return total  # training metrics only on logging steps (they synchronise the GPU)
+        for name, values in self.model.metrics(batch, outputs).items():
+            for metric, value in values.items():
+                value = value.detach().float()
+                if math.isfinite(float(value)):
+                    self.log(f"{stage}/{name}/{metric}", value, **options)
+        return total
+
+    def on_train_batch_start(self, batch: JetBatch, batch_idx: int) -> None:
+        seed = step_seed(self.recipe.trainer.seed, self.global_step, self.global_rank)
+        torch.manual_seed(seed)
+
+    def training_step(self, batch: JetBatch, batch_idx: int) -> torch.Tensor:
+        return self._step(batch, "train", None)
+
+    def _eval_generator(self, batch_idx: int) -> torch.Generator:
+        return torch.Generator().manual_seed(step_seed(self.recipe.trainer.seed, batch_idx, 1))
+
+    def validation_step(self, batch: JetBatch, batch_idx: int) -> None:
+        self._step(batch, self.final_prefix or "val", self._eval_generator(batch_idx))
+
+    def test_step(self, batch: JetBatch, batch_idx: int) -> None:
+        self._step(batch, self.final_prefix or "test", self._eval_generator(batch_idx))
+
+    # ---------------------------------------------------------------------------- optimizer
+    def configure_optimizers(self) -> dict[str, Any]:
+        recipe = self.recipe
+        groups = parameter_groups(
+            self.model,
+            recipe.finetune,
+            recipe.optimizer,
+            include_frozen=recipe.finetune.mode == "unfreeze",
+        )
+        optimizer = build_optimizer(groups, recipe.optimizer)
+        total = self.total_steps or int(self.trainer.estimated_stepping_batches)
+        schedule = build_schedule(optimizer, recipe.optimizer, total)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": schedule, "interval": "step", "frequency": 1},
+        }

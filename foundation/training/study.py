@@ -1,0 +1,326 @@
+"""The data-efficiency study: the same head trained with N labelled jets, from the pretrained
+backbone (frozen, fine-tuned) and from scratch, over several seeds.
+
+For every (mode, N, seed) a full run is made in ``<out>/<mode>/n<N>/seed<k>/`` (a finished run
+is reused when the study is run again). Seed ``k`` shifts both the training seed and the seed of
+the stratified label subsample. The test metrics of every run are summarised as mean ± standard
+deviation per (mode, N) in ``study.md`` and ``study.json``, and each metric is plotted against N
+on a log axis (``study_<metric>.png``).
+
+Binary jet-classification heads get the field's metrics on the full test split: ROC AUC and the
+background rejection 1/εB at εS = 0.3 and 0.5, from :mod:`foundation.evaluation.metrics`
+(falling back to scikit-learn's ``roc_auc_score`` and :func:`background_rejection` here when
+that module is absent).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from foundation.errors import OutputExistsError
+from foundation.training.recipe import Recipe, with_changes
+from foundation.training.run_folder import RunPaths, write_json
+
+STUDY_MODES: tuple[str, ...] = ("frozen", "linear", "full", "lwld", "unfreeze", "lora", "scratch")
+"""Modes a study can compare (``scratch``: the pretrained architecture with fresh weights)."""
+SIGNAL_EFFICIENCIES: tuple[float, ...] = (0.3, 0.5)
+
+
+@dataclass(frozen=True)
+class StudyPoint:
+    """One run of the study and its test metrics."""
+
+    mode: str
+    size: int
+    seed: int
+    folder: Path
+    metrics: dict[str, float]
+
+
+@dataclass(frozen=True)
+class StudyResult:
+    """Every run, the summary table (``{mode: {size: {metric: {mean, std, n}}}}``), and files."""
+
+    points: list[StudyPoint]
+    table: dict[str, dict[int, dict[str, dict[str, float]]]]
+    markdown: Path
+    json: Path
+    plots: list[Path]
+
+
+# ------------------------------------------------------------------------------- metrics
+def _metric_functions() -> tuple[Any, Any]:
+    try:
+        from foundation.evaluation.metrics import background_rejection as rejection
+        from foundation.evaluation.metrics import roc_auc
+    except ImportError:  # the evaluation package is optional here
+        from sklearn.metrics import roc_auc_score
+
+        def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
+            labels = np.asarray(labels)
+            if len(np.unique(labels)) < 2:
+                return float("nan")
+            return float(roc_auc_score(labels, scores))
+
+        rejection = background_rejection
+    return roc_auc, rejection
+
+
+def background_rejection(scores: np.ndarray, labels: np.ndarray, signal_efficiency: float) -> float:
+    """1/εB at the threshold keeping a fraction ``signal_efficiency`` of the signal.
+
+    Returns:
+        The rejection; ``inf`` when no background passes, NaN for a single class.
+    """
+    scores, labels = np.asarray(scores, dtype=np.float64), np.asarray(labels).astype(bool)
+    if labels.all() or not labels.any():
+        return float("nan")
+    threshold = np.quantile(scores[labels], 1.0 - signal_efficiency)
+    passed = float(np.mean(scores[~labels] >= threshold))
+    return float("inf") if passed == 0 else 1.0 / passed
+
+
+@torch.no_grad()
+def binary_scores(run: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Test-split signal probabilities and labels of each binary jet-classification head.
+
+    Returns:
+        ``{head: (scores [M], labels [M])}`` over the labelled test jets of the run's best model.
+    """
+    from foundation.hub.checkpoint import load_pretrained
+    from foundation.training.builder import head_targets
+    from foundation.training.datamodule import JetDataModule
+    from foundation.training.recipe import load_recipe
+
+    paths = RunPaths(run)
+    recipe = load_recipe(paths.recipe)
+    model = load_pretrained(paths.best).eval()
+    wanted = [
+        name
+        for name, head in model.heads.items()
+        if head.head_type == "jet_classification" and getattr(head, "binary", False)
+    ]
+    if not wanted:
+        return {}
+    data = JetDataModule(recipe.data, seed=recipe.trainer.seed, show_progress=False)
+    normalization = model.feature_schema.normalization if model.feature_schema else None
+    data.prepare(normalization=normalization)
+    data.require_targets(head_targets(model))
+    if not len(data.indices["test"]):
+        return {}
+    collected: dict[str, tuple[list, list]] = {name: ([], []) for name in wanted}
+    for batch in data.loader("test"):
+        outputs = model(batch, heads=wanted)
+        for name in wanted:
+            labels = model.heads[name].class_indices(batch)
+            keep = labels >= 0
+            collected[name][0].append(outputs[name]["probability"][keep].double().numpy())
+            collected[name][1].append(labels[keep].numpy())
+    return {name: (np.concatenate(s), np.concatenate(y)) for name, (s, y) in collected.items()}
+
+
+def physics_metrics(run: Path) -> dict[str, float]:
+    """ROC AUC and 1/εB at εS = 0.3, 0.5 of each binary jet head on the test split."""
+    roc_auc, rejection = _metric_functions()
+    metrics = {}
+    for name, (scores, labels) in binary_scores(run).items():
+        metrics[f"{name}/roc_auc"] = roc_auc(scores, labels)
+        for efficiency in SIGNAL_EFFICIENCIES:
+            metrics[f"{name}/rejection_at_{efficiency:g}"] = rejection(scores, labels, efficiency)
+    return metrics
+
+
+# ---------------------------------------------------------------------------------- runs
+def point_recipe(recipe: Recipe, mode: str, size: int, seed: int, out: Path) -> Recipe:
+    """The recipe of one study run."""
+    return with_changes(
+        recipe,
+        data={"train_size": size, "subsample_seed": recipe.data.subsample_seed + seed},
+        trainer={"seed": recipe.trainer.seed + seed, "progress_bar": False},
+        finetune={"mode": mode},
+        output={"folder": str(out / mode / f"n{size}" / f"seed{seed}")},
+    )
+
+
+def _run_point(recipe: Recipe, overwrite: bool) -> dict[str, float]:
+    from foundation.training.recipe import load_recipe
+    from foundation.training.run import train
+
+    paths = RunPaths(recipe.run_folder)
+    if paths.metrics.is_file() and not overwrite and load_recipe(paths.recipe) != recipe:
+        raise OutputExistsError(paths.root, "a finished run of another recipe")
+    if overwrite or not paths.metrics.is_file():
+        train(recipe, overwrite=True, show_progress=False)
+    test = json.loads(paths.metrics.read_text()).get("test", {})
+    metrics = {key: float(value) for key, value in test.items() if value is not None}
+    metrics.update(physics_metrics(paths.root))
+    return metrics
+
+
+def summarize(points: Sequence[StudyPoint]) -> dict[str, dict[int, dict[str, dict[str, float]]]]:
+    """Mean, standard deviation (ddof 1; 0 for one seed) and count of each metric per mode and N."""
+    table: dict[str, dict[int, dict[str, dict[str, float]]]] = {}
+    groups: dict[tuple[str, int], list[StudyPoint]] = {}
+    for point in points:
+        groups.setdefault((point.mode, point.size), []).append(point)
+    for (mode, size), members in groups.items():
+        names = sorted({name for point in members for name in point.metrics})
+        row = {}
+        for name in names:
+            values = np.array(
+                [p.metrics[name] for p in members if name in p.metrics], dtype=np.float64
+            )
+            values = values[np.isfinite(values)]
+            if not values.size:
+                continue
+            std = float(values.std(ddof=1)) if values.size > 1 else 0.0
+            row[name] = {"mean": float(values.mean()), "std": std, "n": int(values.size)}
+        table.setdefault(mode, {})[size] = row
+    return table
+
+
+def markdown_table(table: dict[str, dict[int, dict[str, dict[str, float]]]]) -> str:
+    """The summary as a markdown table: one row per (mode, N), one column per metric."""
+    metrics = sorted({m for rows in table.values() for row in rows.values() for m in row})
+    lines = [
+        "| mode | N | " + " | ".join(metrics) + " |",
+        "| --- | ---: | " + " | ".join("---:" for _ in metrics) + " |",
+    ]
+    for mode, rows in table.items():
+        for size in sorted(rows):
+            cells = []
+            for metric in metrics:
+                entry = rows[size].get(metric)
+                cells.append("-" if entry is None else f"{entry['mean']:.4g} ± {entry['std']:.2g}")
+            lines.append(f"| {mode} | {size} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_metric(
+    table: dict[str, dict[int, dict[str, dict[str, float]]]], metric: str, path: Path
+) -> Path:
+    """``metric`` (mean ± std) against N on a log axis, one line per mode."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(5.5, 4), dpi=100)
+    for mode, rows in table.items():
+        sizes = [size for size in sorted(rows) if metric in rows[size]]
+        if not sizes:
+            continue
+        means = [rows[s][metric]["mean"] for s in sizes]
+        stds = [rows[s][metric]["std"] for s in sizes]
+        axis.errorbar(sizes, means, yerr=stds, marker="o", capsize=3, label=mode)
+    axis.set_xscale("log")
+    axis.set_xlabel("labelled training jets N")
+    axis.set_ylabel(metric)
+    axis.grid(alpha=0.3, which="both")
+    if axis.get_legend_handles_labels()[0]:
+        axis.legend()
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+    return path
+
+
+def _plot_name(metric: str) -> str:
+    return "study_" + "".join(c if c.isalnum() or c in "._-" else "_" for c in metric) + ".png"
+
+
+def data_efficiency(
+    recipe: Recipe,
+    sizes: Sequence[int],
+    seeds: int,
+    modes: Sequence[str] = ("frozen", "full", "scratch"),
+    out: str | Path | None = None,
+    overwrite: bool = False,
+) -> StudyResult:
+    """Run the data-efficiency study of ``recipe`` and write its table and plots.
+
+    Args:
+        recipe: a fine-tuning recipe (``model.pretrained`` set for the pretrained modes).
+        sizes: labelled training jets N.
+        seeds: seeds per (mode, N).
+        modes: fine-tuning modes to compare (see :data:`STUDY_MODES`).
+        out: study folder (default ``<recipe run folder>-data-efficiency``).
+        overwrite: redo finished runs (default: reuse them, so a stopped study continues).
+
+    Raises:
+        ValueError: unknown modes, no sizes, fewer than one seed.
+        RecipeError: a mode that needs ``model.pretrained`` without one.
+    """
+    unknown = [mode for mode in modes if mode not in STUDY_MODES]
+    if unknown or not modes:
+        raise ValueError(f"--modes: expected some of {', '.join(STUDY_MODES)}, found {list(modes)}")
+    if not sizes or min(sizes) < 1:
+        raise ValueError(f"--sizes: expected positive numbers of jets, found {list(sizes)}")
+    if seeds < 1:
+        raise ValueError(f"--seeds: expected at least 1, found {seeds}")
+    folder = Path(out) if out else Path(f"{recipe.run_folder}-data-efficiency")
+    if (folder / "study.json").is_file() and not overwrite:
+        existing = json.loads((folder / "study.json").read_text()).get("request", {})
+        if existing and existing.get("recipe") != recipe.to_dict():
+            raise OutputExistsError(folder, "a study of another recipe")
+    folder.mkdir(parents=True, exist_ok=True)
+    recipes = [
+        point_recipe(recipe, mode, int(size), seed, folder)
+        for mode in modes
+        for size in sizes
+        for seed in range(seeds)
+    ]
+    points = []
+    for point in recipes:
+        metrics = _run_point(point, overwrite)
+        points.append(
+            StudyPoint(
+                point.finetune.mode,
+                int(point.data.train_size or 0),
+                point.trainer.seed - recipe.trainer.seed,
+                point.run_folder,
+                metrics,
+            )
+        )
+    table = summarize(points)
+    request = {
+        "recipe": recipe.to_dict(),
+        "sizes": list(sizes),
+        "seeds": seeds,
+        "modes": list(modes),
+    }
+    json_path = folder / "study.json"
+    write_json(
+        json_path,
+        {
+            "request": request,
+            "table": {
+                mode: {str(n): row for n, row in rows.items()} for mode, rows in table.items()
+            },
+            "runs": [
+                {
+                    "mode": p.mode,
+                    "size": p.size,
+                    "seed": p.seed,
+                    "folder": str(p.folder),
+                    "metrics": p.metrics,
+                }
+                for p in points
+            ],
+        },
+    )
+    markdown = folder / "study.md"
+    title = (
+        f"# Data efficiency: {recipe.name}\n\nTest metrics, mean ± std over {seeds} seed(s).\n\n"
+    )
+    markdown.write_text(title + markdown_table(table), encoding="utf-8")
+    metric_names = sorted({m for rows in table.values() for row in rows.values() for m in row})
+    plots = [plot_metric(table, m, folder / _plot_name(m)) for m in metric_names]
+    return StudyResult(points, table, markdown, json_path, plots)
