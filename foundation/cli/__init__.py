@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from foundation import __version__
 
 COMMAND_MODULES: tuple[str, ...] = (
+    "foundation.cli.quickstart",
     "foundation.cli.simulate",
     "foundation.cli.pretrain",
     "foundation.cli.finetune",

@@ -47,6 +47,34 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     download.set_defaults(func=run_download)
 
+    package = actions.add_parser(
+        "package", help="re-save a trained checkpoint as a named one with a model card"
+    )
+    package.add_argument("source", metavar="SOURCE", help="checkpoint folder, RUN/best or name")
+    package.add_argument("--name", required=True, help="checkpoint name, e.g. part-s.sim10")
+    package.add_argument("--card", type=Path, required=True, help="model-card YAML")
+    package.add_argument("--out", type=Path, help="destination folder (default: checkpoints/NAME)")
+    package.add_argument("--overwrite", action="store_true", help="replace an existing folder")
+    package.set_defaults(func=run_package)
+
+
+def run_package(args: argparse.Namespace) -> int:
+    """Write the named checkpoint and print its folder."""
+    from foundation.hub.package import package_checkpoint, read_card_file
+
+    card, provenance = read_card_file(args.card)
+    out = args.out or Path("checkpoints") / args.name
+    folder = package_checkpoint(
+        args.source,
+        out,
+        name=args.name,
+        card=card,
+        provenance=provenance,
+        overwrite=args.overwrite,
+    )
+    print(folder)
+    return 0
+
 
 def run_list(args: argparse.Namespace) -> int:
     """Print the registered checkpoints (name, backbone, heads, inputs, where the weights are)."""
