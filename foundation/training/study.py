@@ -8,9 +8,7 @@ deviation per (mode, N) in ``study.md`` and ``study.json``, and each metric is p
 on a log axis (``study_<metric>.png``).
 
 Binary jet-classification heads get the field's metrics on the full test split: ROC AUC and the
-background rejection 1/εB at εS = 0.3 and 0.5, from :mod:`foundation.evaluation.metrics`
-(falling back to scikit-learn's ``roc_auc_score`` and :func:`background_rejection` here when
-that module is absent).
+background rejection 1/εB at εS = 0.3 and 0.5, from :mod:`foundation.evaluation.metrics`.
 """
 
 from __future__ import annotations
@@ -19,12 +17,12 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
 from foundation.errors import OutputExistsError
+from foundation.evaluation.metrics import background_rejection, roc_auc
 from foundation.training.recipe import Recipe, with_changes
 from foundation.training.run_folder import RunPaths, write_json
 
@@ -53,38 +51,6 @@ class StudyResult:
     markdown: Path
     json: Path
     plots: list[Path]
-
-
-# ------------------------------------------------------------------------------- metrics
-def _metric_functions() -> tuple[Any, Any]:
-    try:
-        from foundation.evaluation.metrics import background_rejection as rejection
-        from foundation.evaluation.metrics import roc_auc
-    except ImportError:  # the evaluation package is optional here
-        from sklearn.metrics import roc_auc_score
-
-        def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
-            labels = np.asarray(labels)
-            if len(np.unique(labels)) < 2:
-                return float("nan")
-            return float(roc_auc_score(labels, scores))
-
-        rejection = background_rejection
-    return roc_auc, rejection
-
-
-def background_rejection(scores: np.ndarray, labels: np.ndarray, signal_efficiency: float) -> float:
-    """1/εB at the threshold keeping a fraction ``signal_efficiency`` of the signal.
-
-    Returns:
-        The rejection; ``inf`` when no background passes, NaN for a single class.
-    """
-    scores, labels = np.asarray(scores, dtype=np.float64), np.asarray(labels).astype(bool)
-    if labels.all() or not labels.any():
-        return float("nan")
-    threshold = np.quantile(scores[labels], 1.0 - signal_efficiency)
-    passed = float(np.mean(scores[~labels] >= threshold))
-    return float("inf") if passed == 0 else 1.0 / passed
 
 
 @torch.no_grad()
@@ -128,12 +94,13 @@ def binary_scores(run: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 
 def physics_metrics(run: Path) -> dict[str, float]:
     """ROC AUC and 1/εB at εS = 0.3, 0.5 of each binary jet head on the test split."""
-    roc_auc, rejection = _metric_functions()
     metrics = {}
     for name, (scores, labels) in binary_scores(run).items():
         metrics[f"{name}/roc_auc"] = roc_auc(scores, labels)
         for efficiency in SIGNAL_EFFICIENCIES:
-            metrics[f"{name}/rejection_at_{efficiency:g}"] = rejection(scores, labels, efficiency)
+            metrics[f"{name}/rejection_at_{efficiency:g}"] = background_rejection(
+                scores, labels, efficiency
+            )
     return metrics
 
 
