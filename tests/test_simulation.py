@@ -395,3 +395,19 @@ def test_validation_names_a_file_without_truth(tmp_path: Path) -> None:
         file["tree"].extend({"jet_pt": np.array([500.0], dtype=np.float32)})
     with pytest.raises(DataError, match=r"plain\.root"):
         validate([path], tmp_path / "v")
+
+
+def test_pileup_overlay_adds_pileup_candidates(tmp_path: Path) -> None:
+    card = load_card().with_pileup(8)
+    specs = plan_shards(resolve_processes("qcd"), 3, tmp_path, seed=4, card=card, shard_size=3)
+    run_shards(specs, show_progress=False)
+    with uproot.open(specs[0].path) as file:
+        arrays = file["tree"].arrays(["part_origin", "part_vertex", "part_dzval", "part_charge"])
+    origin = ak.flatten(arrays["part_origin"])
+    pileup = origin == truth.PILEUP
+    assert ak.sum(pileup) > 0
+    charged_pileup = pileup & (ak.flatten(arrays["part_charge"]) != 0)
+    # Pileup tracks come from other interactions along the beam: large |dz|, their own vertices.
+    assert np.median(np.abs(ak.to_numpy(ak.flatten(arrays["part_dzval"])[charged_pileup]))) > 1.0
+    assert ak.all(ak.flatten(arrays["part_vertex"])[charged_pileup] >= 1)
+    assert read_metadata(specs[0].path)["card"]["pileup"]["mean_interactions"] == 8

@@ -95,6 +95,25 @@ def hard_partons(event: dict[str, np.ndarray]) -> np.ndarray:
     return np.flatnonzero((np.abs(status) == 23) & ((pdg <= 5) | (pdg == 21)))
 
 
+def _strings_from_decay(
+    event: dict[str, np.ndarray], hadronised: np.ndarray, from_decay: np.ndarray
+) -> np.ndarray:
+    """Hadrons whose string (the contiguous parton range mother1..mother2) carries most of its
+    energy in partons that descend from the resonance decay.
+
+    Shapes:
+        - hadronised, from_decay, output: ``[P]`` bool.
+    """
+    first = event["mother1"].astype(np.int64)
+    last = np.where(event["mother2"] >= first, event["mother2"], first).astype(np.int64)
+    energy = np.clip(event["energy"], 0.0, None)
+    cumulative_energy = np.concatenate([[0.0], np.cumsum(energy)])
+    cumulative_decay = np.concatenate([[0.0], np.cumsum(energy * from_decay)])
+    string_energy = cumulative_energy[last + 1] - cumulative_energy[first]
+    decay_energy = cumulative_decay[last + 1] - cumulative_decay[first]
+    return hadronised & (decay_energy > 0.5 * np.maximum(string_energy, 1e-12))
+
+
 def particle_origins(event: dict[str, np.ndarray], decay_products: np.ndarray) -> np.ndarray:
     """Origin class of every entry of the event record (see ``schema.ORIGIN_CLASSES``).
 
@@ -115,19 +134,11 @@ def particle_origins(event: dict[str, np.ndarray], decay_products: np.ndarray) -
     pointer = np.clip(pointer, 0, size - 1)
 
     from_decay = np.zeros(size, dtype=bool)
-    from_decay[decay_products] = True
-    from_decay = _propagate(from_decay, pointer)  # partons (and decays of leptons) of the decay
-
-    # A hadron from string fragmentation belongs to the decay when most of its string's energy
-    # (the contiguous parton range mother1..mother2) descends from the decay products.
-    first = event["mother1"].astype(np.int64)
-    last = np.where(event["mother2"] >= first, event["mother2"], first).astype(np.int64)
-    energy = np.clip(event["energy"], 0.0, None)
-    cumulative_energy = np.concatenate([[0.0], np.cumsum(energy)])
-    cumulative_decay = np.concatenate([[0.0], np.cumsum(energy * from_decay)])
-    string_energy = cumulative_energy[last + 1] - cumulative_energy[first]
-    decay_energy = cumulative_decay[last + 1] - cumulative_decay[first]
-    string_from_decay = hadronised & (decay_energy > 0.5 * np.maximum(string_energy, 1e-12))
+    string_from_decay = np.zeros(size, dtype=bool)
+    if len(decay_products):
+        from_decay[decay_products] = True
+        from_decay = _propagate(from_decay, pointer)  # partons (and lepton decays) of the decay
+        string_from_decay = _strings_from_decay(event, hadronised, from_decay)
 
     hadron = status >= 81
     flags = np.stack(
