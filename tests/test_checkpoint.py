@@ -270,7 +270,7 @@ def test_weights_must_match_exactly(saved, change: str):
 def test_newer_versions(saved):
     _, folder = saved
     edit_config(folder, library_version="99.0.0")
-    with pytest.warns(UserWarning, match=r"newer"):
+    with pytest.raises(CheckpointError, match=r"config\.json.*library_version.*99\.0\.0.*upgrade"):
         load_pretrained(folder)
     edit_config(folder, format_version=FORMAT_VERSION + 1)
     with pytest.raises(CheckpointError, match=r"config\.json.*format version 2 is newer.*upgrade"):

@@ -9,7 +9,6 @@ checkpoint with the sha256 of the base's ``model.safetensors``.
 from __future__ import annotations
 
 import re
-import warnings
 from collections.abc import Mapping, Sequence
 from os import PathLike
 from pathlib import Path
@@ -291,14 +290,13 @@ def build_model(
 
 # ------------------------------------------------------------------------------------ helpers
 def _verified_config(resolved: ResolvedCheckpoint) -> dict[str, Any]:
-    """Read config.json, warn about a newer library, verify every file's hash."""
+    """Read config.json, refuse one from a newer library, verify every file's hash."""
     config = read_config(resolved.folder)
     if newer_library(config):
-        warnings.warn(
-            f"{resolved.folder / CONFIG_FILE}: written by foundation "
-            f"{config['library_version']}, newer than this foundation {__version__}; the "
-            "format version is supported, but consider upgrading",
-            stacklevel=3,
+        raise CheckpointError(
+            resolved.folder / CONFIG_FILE,
+            f"field 'library_version': expected at most {__version__} (this library), found "
+            f"{config['library_version']}; upgrade with `pip install -U foundation-jets`",
         )
     verify_folder(resolved.folder, required=(CONFIG_FILE, WEIGHTS_FILE))
     return config
