@@ -24,88 +24,27 @@ tests::
 from __future__ import annotations
 
 import argparse
-import fnmatch
-import json
-import os
-import platform
-import statistics
-import sys
-import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from foundation.benchmarking import (
+    CLOCKS,
+    count_flops,
+    cpu_name,
+    make_jets,
+    select_backbones,
+    timed,
+    write_json,
+)
 from foundation.data.batch import JetBatch
 from foundation.models.base import Backbone
-from foundation.models.registry import create_backbone, list_backbones
+from foundation.models.registry import create_backbone
 
 DEFAULT_PATTERNS = ("*-tiny", "*-s", "pfn")
 """Variants measured by default: the small ones (the full-size ones take minutes on a laptop)."""
-
-
-def make_jets(
-    batch_size: int, slots: int, mean_particles: float, features: int, seed: int
-) -> JetBatch:
-    """Random jets with the JetClass shape: packed real particles, zero padding, physical 4-vectors.
-
-    Shapes:
-        - output.particles: ``[batch_size, slots, features]``; output.mask: ``[batch_size, slots]``
-    """
-    generator = torch.Generator().manual_seed(seed)
-    counts = (mean_particles + 15.0 * torch.randn(batch_size, generator=generator)).round()
-    counts = counts.clamp(1, slots).long()
-    mask = torch.arange(slots).expand(batch_size, slots) < counts.unsqueeze(1)
-    pt = 1.0 + 100.0 * torch.rand(batch_size, slots, generator=generator)
-    eta = 0.3 * torch.randn(batch_size, slots, generator=generator)
-    phi = 0.3 * torch.randn(batch_size, slots, generator=generator)
-    vectors = torch.stack(
-        [pt * phi.cos(), pt * phi.sin(), pt * torch.sinh(eta), pt * torch.cosh(eta)], dim=-1
-    )
-    keep = mask.unsqueeze(-1)
-    particles = torch.randn(batch_size, slots, features, generator=generator)
-    return JetBatch(
-        particles=particles * keep,
-        mask=mask,
-        vectors=vectors * keep,
-        jet=torch.zeros(batch_size, 0),
-    )
-
-
-CLOCKS: dict[str, Callable[[], float]] = {"wall": time.perf_counter, "cpu": time.process_time}
-"""``wall``: elapsed seconds; ``cpu``: CPU seconds of this process (all its threads)."""
-
-
-def timed(
-    step: Callable[[], None], budget: float, min_repeats: int, clock: Callable[[], float]
-) -> float:
-    """Median seconds (of ``clock``) per call of ``step`` after one warm-up call."""
-    step()
-    times: list[float] = []
-    start = time.perf_counter()
-    while len(times) < min_repeats or time.perf_counter() - start < budget:
-        begin = clock()
-        step()
-        times.append(clock() - begin)
-    return statistics.median(times)
-
-
-def count_flops(model: Backbone, batch: JetBatch) -> float | None:
-    """Forward FLOPs per jet (``None`` when the flop counter is unavailable or fails)."""
-    try:
-        from torch.utils.flop_counter import FlopCounterMode
-    except ImportError:  # pragma: no cover - old torch
-        return None
-    try:
-        counter = FlopCounterMode(display=False)
-        with counter, torch.inference_mode():
-            model(batch)
-        return counter.get_total_flops() / len(batch)
-    except Exception as error:  # a benchmark reports, never crashes on this
-        print(f"  flop counting failed: {type(error).__name__}: {error}", file=sys.stderr)
-        return None
 
 
 def loss_of(model: Backbone, batch: JetBatch) -> torch.Tensor:
@@ -180,37 +119,6 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def select(patterns: list[str]) -> list[str]:
-    """Registered names matching any glob pattern (``all`` selects everything)."""
-    names = list_backbones()
-    if "all" in patterns:
-        return names
-    chosen = [name for name in names if any(fnmatch.fnmatch(name, p) for p in patterns)]
-    if not chosen:
-        raise SystemExit(f"no backbone matches {patterns}; registered: {', '.join(names)}")
-    return chosen
-
-
-def write_json(path: Path, payload: dict[str, Any]) -> None:
-    """Write atomically (temporary file, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as file:
-        json.dump(payload, file, indent=2)
-        temporary = Path(file.name)
-    os.replace(temporary, path)
-
-
-def cpu_name() -> str:
-    """The CPU model, from /proc/cpuinfo where available."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, required=True, help="JSON file to write")
@@ -237,7 +145,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
-    names = select(args.names)
+    names = select_backbones(args.names)
     print(
         f"CPU: {cpu_name()}, torch {torch.__version__}, {args.threads} thread(s), "
         f"{args.clock} clock; "
