@@ -7,7 +7,7 @@ import math
 import multiprocessing
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -362,8 +362,3 @@ def shard_summary(metadata: list[dict]) -> dict[str, float]:
         "pythia_events_per_second": events / pythia if pythia else 0.0,
         "pythia_fraction_of_time": pythia / wall if wall else 0.0,
     }
-
-
-def card_summary(card: DetectorCard) -> dict[str, Any]:
-    """The card as a dictionary (kept here so callers need not import dataclasses)."""
-    return asdict(card)
