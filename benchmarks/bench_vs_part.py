@@ -56,6 +56,7 @@ from torch import nn
 
 from foundation.benchmarking import (
     CLOCKS,
+    CpuShare,
     autocast,
     count_flops,
     cpu_name,
@@ -72,7 +73,8 @@ from d1_accuracy import d1_data, physics_scores, predict, train_classifier
 from weaver_part import WeaverParT, export_weaver_onnx, weaver_available
 
 REFERENCE = "weaver-part"
-DEFAULT_NAMES = ("part", "jetformer-s", "jetformer-tiny")
+DEFAULT_NAMES = ("jetformer-s", "jetformer-tiny")
+EVAL_SPLITS = ("val", "test")
 DEFAULT_ACCURACY_NAMES = (REFERENCE, "jetformer-s")
 DTYPES = {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}
 FEATURE_NAMES = tuple(f"feature_{index}" for index in range(17))
@@ -175,6 +177,7 @@ class Settings:
     budget: float = 1.0
     min_repeats: int = 3
     clock: str = "wall"
+    onnx_trim: bool = False
 
     @property
     def autocast_dtype(self) -> torch.dtype | None:
@@ -212,7 +215,7 @@ def measure_torch(contender: Contender, settings: Settings) -> dict[str, Any]:
     clock = CLOCKS[settings.clock]
     sync = settings.synchronize
 
-    def run_timed(step: Callable[[], object], warmup: int = 2) -> float:
+    def run_timed(step: Callable[[], object], warmup: int = 1) -> float:
         return timed(
             step, settings.budget, settings.min_repeats, clock, warmup=warmup, synchronize=sync
         )
@@ -233,6 +236,7 @@ def measure_torch(contender: Contender, settings: Settings) -> dict[str, Any]:
 
     row["infer_jets_per_s"] = len(jets) / run_timed(infer(jets))
     row["latency_ms"] = 1e3 * run_timed(infer(single), warmup=3)
+    row["infer_ms"] = 1e3 * len(jets) / row["infer_jets_per_s"]
     row["infer_peak_mib"] = _mib(peak_memory(infer(jets), device))
 
     model.train()
@@ -266,16 +270,23 @@ def _feeds(batch: JetBatch) -> dict[str, np.ndarray]:
     }
 
 
-def measure_onnx(contender: Contender, settings: Settings, folder: Path) -> dict[str, Any]:
+def measure_onnx(
+    contender: Contender, settings: Settings, folder: Path, profile: bool = False
+) -> dict[str, Any]:
     """Export (fp32, TorchScript exporter), then ONNX Runtime throughput and latency on CPU.
 
     The largest difference from PyTorch's class probabilities on the throughput batch is
-    reported as ``onnx_max_abs_diff``. An export failure is reported, not raised.
+    reported as ``onnx_max_abs_diff``. An export failure is reported, not raised. With
+    ``profile``, ``onnx_profile`` holds the top operator types of the throughput call. With
+    ``settings.onnx_trim`` the graphs get the jets cut to the batch's last real particle (as
+    eager PyTorch does inside the models) instead of all ``N`` slots.
     """
     from foundation.export.session import create_session, run_session
 
     model = contender.model.cpu().eval()
     jets, single = benchmark_jets(settings)
+    if settings.onnx_trim:
+        jets, single = jets.trimmed(), single.trimmed()
     path = folder / f"{contender.name}.onnx"
     started = time.perf_counter()
     try:
@@ -306,13 +317,58 @@ def measure_onnx(contender: Contender, settings: Settings, folder: Path) -> dict
         clock,
         warmup=3,
     )
-    return {
+    result: dict[str, Any] = {
         "onnx_infer_jets_per_s": len(jets) / throughput,
         "onnx_latency_ms": 1e3 * latency,
         "onnx_max_abs_diff": float(np.abs(probabilities - reference).max()),
         "onnx_export_s": export_seconds,
         "onnx_mib": path.stat().st_size / 2**20,
     }
+    if profile:
+        result["onnx_profile"] = profile_onnx(path, feeds, settings.threads, folder)
+    return result
+
+
+def profile_onnx(
+    path: Path, feeds: dict[str, np.ndarray], threads: int, folder: Path, top: int = 12
+) -> list[dict]:
+    """Top ONNX operator types by time over 2 calls (ONNX Runtime's own profiler)."""
+    import json as json_module
+
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    options.enable_profiling = True
+    options.profile_file_prefix = str(folder / f"{path.stem}-ort-profile")
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    wanted = {node.name for node in session.get_inputs()}
+    inputs = {name: value for name, value in feeds.items() if name in wanted}
+    session.run(None, inputs)  # warm-up, profiled too: skipped below by keeping the last 2 runs
+    for _ in range(2):
+        session.run(None, inputs)
+    trace = json_module.loads(Path(session.end_profiling()).read_text())
+    runs = [e for e in trace if e.get("name") == "model_run"]
+    start = runs[-2]["ts"] if len(runs) >= 2 else 0
+    totals: dict[str, list[float]] = {}
+    for event in trace:
+        if event.get("cat") != "Node" or event.get("ts", 0) < start:
+            continue
+        if not event.get("name", "").endswith("_kernel_time"):
+            continue
+        op = event.get("args", {}).get("op_name", "?")
+        entry = totals.setdefault(op, [0.0, 0])
+        entry[0] += event.get("dur", 0)
+        entry[1] += 1
+    total = sum(value[0] for value in totals.values()) or 1.0
+    ranked = sorted(totals.items(), key=lambda item: item[1][0], reverse=True)[:top]
+    return [
+        {"op": op, "calls": count // 2, "ms_per_call": dur / 1e3 / 2, "share": dur / total}
+        for op, (dur, count) in ranked
+    ]
 
 
 # ------------------------------------------------------------------------------ loader-fed run
@@ -462,7 +518,7 @@ def profile_inference(contender: Contender, settings: Settings, top: int = 12) -
 
 
 def format_profile(name: str, rows: list[dict]) -> str:
-    lines = [f"{name}: top operations of one inference call (self time)"]
+    lines = [f"{name}: top operations of one throughput call (self time)"]
     for row in rows:
         lines.append(
             f"  {row['op'][:44]:<44} {row['calls']:>6} calls {row['ms_per_call']:>9.2f} ms "
@@ -483,7 +539,11 @@ def run_accuracy(
     part_overrides: dict[str, Any] | None = None,
     backbone_overrides: dict[str, Any] | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Train each model with the same loop, jets, epochs and optimizer; score the test split.
+    """Train each model with the same loop, jets, epochs and optimizer; score held-out jets.
+
+    The scores are taken on the validation and test splits together (:data:`EVAL_SPLITS`):
+    training uses neither (no early stopping, no model selection), and the background
+    rejection at εS = 0.3 needs every background jet there is.
 
     Args:
         names: contenders to train.
@@ -517,16 +577,23 @@ def run_accuracy(
             device=device,
             autocast_dtype=settings.autocast_dtype,
         )
-        scores, labels = predict(model, data.loader("test"), device, settings.autocast_dtype)
+        scored = [
+            predict(model, data.loader(split), device, settings.autocast_dtype)
+            for split in EVAL_SPLITS
+        ]
+        scores = np.concatenate([s for s, _ in scored])
+        labels = np.concatenate([y for _, y in scored])
         results[name] = {
             **physics_scores(scores, labels),
+            "eval_splits": list(EVAL_SPLITS),
             **timing,
             "train_jets": len(data.indices["train"]),
             "epochs": epochs,
         }
         print(
             f"  {name}: AUC {results[name]['auc']:.4f}, 1/εB(0.3) "
-            f"{results[name]['rejection_0.3']:.1f}, trained in {timing['train_seconds']:.0f} s",
+            f"{results[name]['rejection_0.3']:.1f} on {len(labels)} held-out jets; trained in "
+            f"{timing['train_seconds']:.0f} s ({timing['train_jets_per_s']:.0f} jets/s)",
             flush=True,
         )
         del contender, model
@@ -595,6 +662,22 @@ def format_table(rows: list[dict[str, Any]], accuracy: dict[str, dict[str, Any]]
     return "\n".join(lines)
 
 
+def format_accuracy(accuracy: dict[str, dict[str, Any]]) -> str:
+    """D1 scores (± bootstrap standard deviation) and the training speed on the D1 jets."""
+    lines = [
+        f"{'D1 model':<16}{'AUC':>16}{'1/εB@0.3':>16}{'1/εB@0.5':>16}{'train j/s':>11}"
+        f"{'jets':>7}{'epochs':>8}"
+    ]
+    for name, score in accuracy.items():
+        lines.append(
+            f"{name:<16}{score['auc']:>9.4f}±{score['auc_std']:.4f}"
+            f"{score['rejection_0.3']:>10.1f}±{score['rejection_0.3_std']:<5.1f}"
+            f"{score['rejection_0.5']:>10.1f}±{score['rejection_0.5_std']:<5.1f}"
+            f"{score['train_jets_per_s']:>11.0f}{score['eval_jets']:>7}{score['epochs']:>8}"
+        )
+    return "\n".join(lines)
+
+
 # ------------------------------------------------------------------------------ main
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -632,6 +715,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--profile", action="store_true", help="top ops of inference")
     parser.add_argument(
+        "--onnx-trim",
+        action="store_true",
+        help="feed ONNX Runtime the jets cut to the batch's last real particle (default: all N)",
+    )
+    parser.add_argument(
         "--loader-steps",
         type=int,
         default=None,
@@ -644,6 +732,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="cache folder to load from (default: a synthetic cache of 8192 jets)",
     )
     parser.add_argument("--accuracy", action="store_true", help="train and score on D1")
+    parser.add_argument(
+        "--no-speed", dest="speed", action="store_false", help="skip the speed measurements"
+    )
     parser.add_argument(
         "--accuracy-names",
         nargs="+",
@@ -661,7 +752,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--cache-root", default="data/cache", help="parent of the D1 cache")
     parser.add_argument("--train-size", type=int, default=5000, help="D1 training jets")
-    parser.add_argument("--epochs", type=int, default=4, help="D1 training epochs")
+    parser.add_argument("--epochs", type=int, default=3, help="D1 training epochs")
     parser.add_argument("--accuracy-batch-size", type=int, default=128, help="D1 batch size")
     parser.add_argument("--lr", type=float, default=1e-3, help="D1 peak learning rate")
     parser.add_argument("--seed", type=int, default=0, help="weights and shuffling seed")
@@ -673,6 +764,17 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "smaller ParT: '{\"num_layers\": 4}')",
     )
     return parser.parse_args(argv)
+
+
+def _share(row: dict[str, Any]) -> str:
+    share = row["cpu_share"]
+    text = f"own CPU {share['own_cpu_s'] / share['wall_s']:.2f} cores"
+    if share["others_s"] is not None:
+        text += (
+            f", other processes {share['others_s'] / share['wall_s']:.2f} cores, "
+            f"steal {share['steal_s'] / share['wall_s']:.2f} cores"
+        )
+    return text
 
 
 def _machine(settings: Settings) -> dict[str, Any]:
@@ -714,8 +816,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         budget=args.budget,
         min_repeats=args.min_repeats,
         clock=args.clock,
+        onnx_trim=args.onnx_trim,
     )
     names = [REFERENCE] + [n for n in select_backbones(args.names) if n != REFERENCE]
+    if not args.speed:
+        names = []
     onnx = args.onnx and settings.device == "cpu"
     loader_steps = args.loader_steps
     if loader_steps is None:
@@ -746,18 +851,24 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                 pin_memory=settings.device.startswith("cuda"),
             )
         for name in names:
+            share = CpuShare()
             contender = build_contender(
                 name, settings.features, part_overrides=args.part_overrides, seed=args.seed
             )
             row = measure_torch(contender, settings)
             if onnx:
-                row.update(measure_onnx(contender, settings, Path(scratch)))
+                row.update(measure_onnx(contender, settings, Path(scratch), args.profile))
+                if "onnx_profile" in row:
+                    profiles[f"{name} (ONNX Runtime)"] = row.pop("onnx_profile")
             if args.profile:
                 profiles[name] = profile_inference(contender, settings)
             if loader is not None:
                 loader_rows.append(loader_fed_run(contender, loader, settings, loader_steps))
+            row["cpu_share"] = share.read()
             rows.append(row)
-            print(f"  {name}: done ({time.perf_counter() - started:.0f} s)", flush=True)
+            print(
+                f"  {name}: done ({time.perf_counter() - started:.0f} s; {_share(row)})", flush=True
+            )
             del contender
             gc.collect()
             if settings.device.startswith("cuda"):
@@ -773,8 +884,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             seed=args.seed,
         )
         print(
-            f"D1: {len(data.indices['train'])} training jets, {len(data.indices['test'])} test "
-            f"jets, {args.epochs} epochs, batch {args.accuracy_batch_size}, AdamW lr {args.lr:g}",
+            f"D1: {len(data.indices['train'])} training jets, "
+            f"{sum(len(data.indices[split]) for split in EVAL_SPLITS)} held-out jets "
+            f"({' + '.join(EVAL_SPLITS)}), {args.epochs} epochs, batch "
+            f"{args.accuracy_batch_size}, AdamW lr {args.lr:g}, seed {args.seed}",
             flush=True,
         )
         accuracy = run_accuracy(
@@ -785,8 +898,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             settings=settings,
             seed=args.seed,
         )
-    with_ratios(rows)
-    print(format_table(rows, accuracy))
+    if rows:
+        with_ratios(rows)
+        print(format_table(rows, accuracy))
+    if accuracy:
+        print(format_accuracy(accuracy))
     for name, table in profiles.items():
         print(format_profile(name, table))
     for row in loader_rows:

@@ -168,7 +168,7 @@ def physics_scores(scores: np.ndarray, labels: np.ndarray, resamples: int = 100)
     central = all_metrics(scores, labels)
     _, spread = bootstrap(all_metrics, scores, labels, n=resamples, seed=0)
     names = ["auc"] + [f"rejection_{e:g}" for e in SIGNAL_EFFICIENCIES]
-    out: dict[str, Any] = {"test_jets": len(labels), "test_signal": int(labels.sum())}
+    out: dict[str, Any] = {"eval_jets": len(labels), "eval_signal": int(labels.sum())}
     for index, name in enumerate(names):
         out[name] = float(central[index])
         out[f"{name}_std"] = float(np.asarray(spread)[index])

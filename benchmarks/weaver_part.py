@@ -91,8 +91,9 @@ class WeaverParT(nn.Module):
         super().__init__()
         self.config = part_config(num_classes, **overrides)
         self.part = _build(self.config, for_inference=False)
-        trimmer = self.part.trimmer
-        trimmer._counter.fill_(trimmer.warmup_steps)
+        trimmer = getattr(self.part, "trimmer", None)
+        if trimmer is not None and hasattr(trimmer, "_counter"):
+            trimmer._counter.fill_(trimmer.warmup_steps)
 
     def forward(self, batch: JetBatch) -> torch.Tensor:
         return self.part(

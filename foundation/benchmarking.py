@@ -6,6 +6,8 @@
 - :func:`count_flops`: forward FLOPs per jet (matmuls, convolutions, attention).
 - :func:`peak_memory`: peak bytes held by tensors while a step runs.
 - :func:`autocast`: mixed precision on a device, or nothing.
+- :class:`CpuShare`: how much of the machine's CPU time went to this process, to other
+  processes and to the hypervisor (steal) while a measurement ran, to flag shared-machine noise.
 - :func:`write_json`, :func:`cpu_name`, :func:`select_backbones`.
 """
 
@@ -226,6 +228,53 @@ def select_backbones(patterns: Sequence[str]) -> list[str]:
     if not chosen:
         raise SystemExit(f"no backbone matches {list(patterns)}; registered: {', '.join(names)}")
     return chosen
+
+
+class CpuShare:
+    """CPU seconds of this process, of everything else on the machine, and stolen, since start.
+
+    Reads ``/proc/stat`` (Linux; elsewhere only this process's share is known). ``others_s``
+    is busy time of other processes of this machine, ``steal_s`` time the hypervisor gave to
+    other machines: either one means the timings shared the cores.
+    """
+
+    _TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+    def __init__(self) -> None:
+        self.wall = time.perf_counter()
+        self.own = self._own()
+        self.machine = self._machine()
+
+    @staticmethod
+    def _own() -> float:
+        times = os.times()
+        return times.user + times.system
+
+    @classmethod
+    def _machine(cls) -> tuple[float, float] | None:
+        try:
+            fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+        except (OSError, IndexError):
+            return None
+        ticks = [int(value) for value in fields]
+        busy = sum(ticks[:3]) + sum(ticks[5:7])  # user nice system, irq softirq
+        steal = ticks[7] if len(ticks) > 7 else 0
+        return busy / cls._TICKS, steal / cls._TICKS
+
+    def read(self) -> dict[str, float | None]:
+        """``wall_s``, ``own_cpu_s``, ``others_s`` and ``steal_s`` since construction."""
+        wall = time.perf_counter() - self.wall
+        own = self._own() - self.own
+        now = self._machine()
+        if now is None or self.machine is None:
+            return {"wall_s": wall, "own_cpu_s": own, "others_s": None, "steal_s": None}
+        busy = now[0] - self.machine[0]
+        return {
+            "wall_s": wall,
+            "own_cpu_s": own,
+            "others_s": max(0.0, busy - own),
+            "steal_s": now[1] - self.machine[1],
+        }
 
 
 def write_json(path: Path, payload: dict[str, Any]) -> None:

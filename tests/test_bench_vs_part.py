@@ -103,7 +103,8 @@ def test_accuracy_uses_one_loop_for_both(tmp_path: Path) -> None:
         part_overrides=SMALL_PART,
     )
     for scores in results.values():
-        assert 0 <= scores["auc"] <= 1 and scores["test_jets"] == len(data.indices["test"])
+        held_out = len(data.indices["val"]) + len(data.indices["test"])
+        assert 0 <= scores["auc"] <= 1 and scores["eval_jets"] == held_out
         assert scores["epochs"] == 1 and scores["train_seconds"] > 0
 
 
@@ -135,3 +136,10 @@ def test_main_writes_json(tmp_path: Path) -> None:
     assert [row["name"] for row in payload["results"]] == [harness.REFERENCE, "jetformer-tiny"]
     assert payload["results"][1]["onnx_infer_jets_per_s_ratio"] > 0
     assert payload["settings"]["batch_size"] == 4 and payload["machine"]["threads"] == 1
+
+
+def test_onnx_on_trimmed_jets(tmp_path: Path) -> None:
+    settings = harness.Settings(**{**TINY.__dict__, "particles": 32, "onnx_trim": True})
+    onnx = harness.measure_onnx(_contender(harness.REFERENCE), settings, tmp_path, profile=True)
+    assert onnx["onnx_max_abs_diff"] < 1e-4
+    assert onnx["onnx_profile"] and onnx["onnx_profile"][0]["ms_per_call"] >= 0
