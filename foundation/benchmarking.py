@@ -283,6 +283,7 @@ def write_json(path: Path, payload: dict[str, Any]) -> None:
     with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as file:
         json.dump(payload, file, indent=2)
         temporary = Path(file.name)
+    temporary.chmod(0o644)  # NamedTemporaryFile makes it private
     os.replace(temporary, path)
 
 

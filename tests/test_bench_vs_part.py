@@ -122,6 +122,12 @@ def test_table_has_ratios_to_part() -> None:
     }
     table = harness.format_table(rows, accuracy)
     assert "3.00" in table and "0.9000" in table and "ratios to weaver-part" in table
+    accuracy["jetformer-s"].update(
+        {"rejection_0.5": 20.0, "rejection_0.5_std": 2.0, "train_jets_per_s": 100.0},
+        eval_jets=10,
+        epochs=1,
+    )
+    assert "50.0±5.0" in harness.format_accuracy(accuracy)
 
 
 def test_main_writes_json(tmp_path: Path) -> None:
