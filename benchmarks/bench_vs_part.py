@@ -763,6 +763,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="JSON of weaver ParT arguments replacing the JetClass-full ones (e.g. for a "
         "smaller ParT: '{\"num_layers\": 4}')",
     )
+    parser.add_argument(
+        "--backbone-overrides",
+        type=json.loads,
+        default={},
+        help="JSON of constructor arguments applied to every project backbone (e.g. another "
+        'size: \'{"num_layers": 6, "num_heads": 8}\')',
+    )
     return parser.parse_args(argv)
 
 
@@ -853,7 +860,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         for name in names:
             share = CpuShare()
             contender = build_contender(
-                name, settings.features, part_overrides=args.part_overrides, seed=args.seed
+                name,
+                settings.features,
+                part_overrides=args.part_overrides,
+                backbone_overrides=args.backbone_overrides,
+                seed=args.seed,
             )
             row = measure_torch(contender, settings)
             if onnx:
@@ -897,6 +908,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             lr=args.lr,
             settings=settings,
             seed=args.seed,
+            part_overrides=args.part_overrides,
+            backbone_overrides=args.backbone_overrides,
         )
     if rows:
         with_ratios(rows)
@@ -916,6 +929,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "machine": machine,
         "settings": settings.__dict__,
         "part_overrides": args.part_overrides,
+        "backbone_overrides": args.backbone_overrides,
         "results": rows,
         "accuracy": accuracy,
         "accuracy_setup": {

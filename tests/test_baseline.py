@@ -146,3 +146,48 @@ def test_baseline_config_is_checked() -> None:
         BaselineConfig(features=("nsubjets",))
     with pytest.raises(KeyError, match="unknown keys"):
         BaselineConfig.from_dict({"depth": 3})
+
+
+def test_study_gbt_mode_uses_the_recipes_jets_and_splits(tmp_path: Path) -> None:
+    from foundation.baselines.on_recipe import gbt_on_recipe
+    from foundation.training.recipe import recipe_from_dict
+    from foundation.training.study import data_efficiency
+
+    files = [
+        write_jetclass_root(_separable(300, seed), tmp_path / f"{seed}.root") for seed in (5, 6)
+    ]
+    recipe = recipe_from_dict(
+        {
+            "name": "gbt-test",
+            "data": {
+                "files": [str(path) for path in files],
+                "cache": str(tmp_path / "cache"),
+                "features": "kin",
+                "max_particles": 16,
+                "split": {"train": 0.6, "val": 0.1, "test": 0.3, "seed": 0},
+            },
+            "model": {"backbone": "pfn-tiny", "heads": {"top": {"type": "jet_classification"}}},
+            "output": {"folder": str(tmp_path / "run")},
+        }
+    )
+    result = data_efficiency(recipe, sizes=[120, 240], seeds=2, modes=["gbt"], out=tmp_path / "s")
+    assert [(p.mode, p.size, p.seed) for p in result.points] == [
+        ("gbt", 120, 0),
+        ("gbt", 120, 1),
+        ("gbt", 240, 0),
+        ("gbt", 240, 1),
+    ]
+    assert result.table["gbt"][240]["top/roc_auc"]["mean"] > 0.9  # soft-drop mass separates
+    assert result.points[0].metrics != result.points[1].metrics  # another label subsample
+    # an infinite rejection (no background jet passes) cannot be stored and is left out
+    assert "top/roc_auc" in result.points[0].metrics
+    assert set(result.points[0].metrics) <= {
+        "top/roc_auc",
+        "top/rejection_at_0.3",
+        "top/rejection_at_0.5",
+    }
+    again = data_efficiency(recipe, sizes=[120], seeds=1, modes=["gbt"], out=tmp_path / "s")
+    assert again.points[0].metrics == result.points[0].metrics  # kept, not retrained
+    regression = dataclasses.replace(recipe, model=dataclasses.replace(recipe.model, heads={}))
+    with pytest.raises(ValueError, match="needs a jet_classification head"):
+        gbt_on_recipe(regression)

@@ -5,16 +5,21 @@ from __future__ import annotations
 import pytest
 import torch
 
+from foundation.data.batch import JetBatch
 from foundation.models.layers import (
     EtaPhiRotary,
     MaskedBatchNorm,
     Packing,
     apply_rotary,
     attention_allowed,
+    attention_bias,
     knn_graph_dense,
     masked_mean,
     masked_softmax,
+    pad_particles,
+    trim_padding,
 )
+from tests.conftest import make_batch
 
 
 @pytest.mark.parametrize("count", [0, 1, 2, 5, 9])
@@ -112,6 +117,38 @@ def test_attention_allowed_never_masks_a_whole_row() -> None:
     assert allowed.shape == (2, 1, 3, 3)
     assert allowed.any(-1).all()
     assert torch.equal(allowed[0, 0, 0], mask[0])  # real queries see real keys only
+
+
+def test_attention_bias_adds_nothing_where_allowed_and_blocks_the_rest() -> None:
+    mask = torch.tensor([[True, False, True], [False, False, False]])
+    bias = attention_bias(mask, mask)
+    allowed = attention_allowed(mask, mask)
+    assert bias.dtype == torch.float32 and bias.shape == allowed.shape
+    assert torch.equal(bias[allowed], torch.zeros(int(allowed.sum())))
+    assert (bias[~allowed] == torch.finfo(torch.float32).min).all()
+    logits = torch.randn(2, 1, 3, 3)
+    torch.testing.assert_close(
+        (logits + bias).softmax(-1), logits.masked_fill(~allowed, float("-inf")).softmax(-1)
+    )
+
+
+@pytest.mark.parametrize("scatter", [False, True])
+def test_traced_trimming_follows_each_batch(scatter: bool) -> None:
+    def embed(particles: torch.Tensor, mask: torch.Tensor, vectors: torch.Tensor):
+        jet = particles.new_zeros(particles.shape[0], 0)
+        batch = trim_padding(JetBatch(particles, mask, vectors, jet))
+        return pad_particles(batch.particles * 2, particles.shape[1]), batch.particles.shape[1]
+
+    example = make_batch([4, 2], num_particles=6)
+    traced = torch.jit.trace(embed, (example.particles, example.mask, example.vectors))
+    for counts, slots in [([3, 1, 0], 9), ([5], 5), ([0, 0], 4)]:
+        batch = make_batch(counts, num_particles=slots, seed=1, scatter=scatter)
+        padded, kept = traced(batch.particles, batch.mask, batch.vectors)
+        assert int(kept) == batch.trimmed().num_particles
+        torch.testing.assert_close(
+            padded,
+            torch.nn.functional.pad(batch.trimmed().particles * 2, (0, 0, 0, slots - int(kept))),
+        )
 
 
 def test_packing_round_trip() -> None:

@@ -36,6 +36,7 @@ SIMULATED = SimulateConfig(
 DATA: dict[str, str] = {
     "pretrain_jetclass": "random_jetclass",
     "pretrain_jetformer_tiny_sim20k": "random_jetclass",
+    "pretrain_jetformer_tiny_sim300k": "random_jetclass",
     "top_tagging": "simulated",
     "quark_gluon": "random_quark_gluon",
     "jet_regression": "simulated",

@@ -79,6 +79,24 @@ def test_processes_and_aliases() -> None:
         resolve_processes("tbbq")
 
 
+@pytest.mark.parametrize("shard_index", [0, 1])
+def test_hqql_shards_alternate_the_leptonic_w(shard_index: int) -> None:
+    from foundation.simulation.generator import Generator
+
+    settings = PROCESSES["hqql"].pythia_settings(shard_index=shard_index)
+    assert settings != PROCESSES["hqql"].pythia_settings(shard_index=shard_index + 1)
+    batch = Generator(settings, seed=11).generate(20)
+    leptonic_w = []
+    for position in range(len(batch)):
+        event = batch.event(position)
+        for w in np.flatnonzero(np.abs(event["pdg_id"]) == 24):
+            products = event["pdg_id"][event["daughter1"][w] : event["daughter2"][w] + 1]
+            last_copy = not np.isin(np.abs(products), 24).any()
+            if last_copy and np.isin(np.abs(products), (11, 13)).any():
+                leptonic_w.append(int(event["pdg_id"][w]))
+    assert leptonic_w == [24 if shard_index == 0 else -24] * 20
+
+
 # ---------------------------------------------------------------- truth
 
 
@@ -335,7 +353,8 @@ def test_batch_shard_selection_partitions_the_request(tmp_path: Path) -> None:
     assert len(specs) == 30
     parts = [select_batch_shards(specs, job, 4) for job in range(4)]
     assert sorted(s.path for part in parts for s in part) == sorted(s.path for s in specs)
-    assert specs[2].n_jets == 5
+    assert [s.process for s in specs[:10]] == [p.name for p in resolve_processes("jetclass")]
+    assert {s.index for s in specs[:10]} == {0} and specs[-1].n_jets == 5
     with pytest.raises(ValueError, match="I/N"):
         select_batch_shards(specs, 4, 4)
     assert len({s.pythia_seed for s in specs}) == len(specs)

@@ -497,3 +497,18 @@ def test_data_efficiency_study(cache: Path, pretrained: Path, tmp_path: Path) ->
     assert json.loads(result.json.read_text())["request"]["sizes"] == [24, 48]
     again = data_efficiency(recipe, sizes=[24], seeds=1, modes=["frozen"], out=tmp_path / "study")
     assert again.points[0].metrics == result.points[0].metrics  # finished runs are reused
+
+
+def test_study_summary_counts_infinite_rejections() -> None:
+    from foundation.training.study import StudyPoint, markdown_table, summarize
+
+    values = [100.0, float("inf"), 300.0]
+    points = [StudyPoint("gbt", 10, k, Path("."), {"r": v}) for k, v in enumerate(values)]
+    points.append(StudyPoint("full", 10, 0, Path("."), {"r": float("inf")}))
+    table = summarize(points)
+    assert table["gbt"][10]["r"] == pytest.approx(
+        {"mean": 200.0, "std": 141.4213562, "n": 2, "infinite": 1}
+    )
+    assert table["full"][10]["r"]["n"] == 0 and table["full"][10]["r"]["infinite"] == 1
+    text = markdown_table(table)
+    assert "200 ± 1.4e+02 (∞ in 1 of 3, left out)" in text and "∞ (1 of 1)" in text

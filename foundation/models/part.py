@@ -110,7 +110,8 @@ class ParticleTransformer(Backbone):
 
     The jet embedding is the layer-normalised class token after the class-attention blocks; the
     per-particle embeddings are the output of the last particle attention block. Trailing padding
-    is trimmed per batch in eager mode (never while exporting), which changes speed only.
+    is trimmed per batch (in eager mode and in exported graphs, not under ``torch.compile``),
+    which changes speed only.
     Jet-level inputs are not used (``in_jet_features`` is accepted and recorded).
 
     Args:

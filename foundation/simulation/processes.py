@@ -38,6 +38,10 @@ class Process:
         use_rapidity: select on rapidity instead of pseudorapidity.
         pthat_margin: the generated pTHat range is ``pt_range`` widened by these factors.
         parton_label: label jets by the flavour of the matched outgoing hard parton (quark/gluon).
+        shard_variants: settings that alternate between shards (shard ``i`` takes variant
+            ``i % len``), for decays Pythia cannot select per event: H -> W+ W- -> l nu q q'
+            makes the W+ leptonic in even shards and the W- in odd ones, so every event has
+            exactly one lepton instead of the 37 % that a common W decay table gives.
     """
 
     name: str
@@ -53,12 +57,21 @@ class Process:
     use_rapidity: bool = False
     pthat_margin: tuple[float, float] = (0.8, 1.1)
     parton_label: bool = False
+    shard_variants: tuple[tuple[str, ...], ...] = ()
 
-    def pythia_settings(self, pt_range: tuple[float, float] | None = None) -> list[str]:
-        """Pythia settings of the hard process including its pTHat window."""
+    def pythia_settings(
+        self, pt_range: tuple[float, float] | None = None, shard_index: int = 0
+    ) -> list[str]:
+        """Pythia settings of the hard process for one shard, including its pTHat window."""
         low, high = pt_range or self.pt_range
+        variant = (
+            self.shard_variants[shard_index % len(self.shard_variants)]
+            if self.shard_variants
+            else ()
+        )
         return [
             *self.settings,
+            *variant,
             f"PhaseSpace:pTHatMin = {low * self.pthat_margin[0]:.1f}",
             f"PhaseSpace:pTHatMax = {high * self.pthat_margin[1]:.1f}",
         ]
@@ -110,14 +123,13 @@ PROCESSES: dict[str, Process] = {
             "hqql",
             "H -> W W* -> l nu q q' (l = e, mu) recoiling against Z -> nu nu",
             "label_Hqql",
-            (
-                *_HIGGS_ZNUNU,
-                "25:onIfMatch = 24 -24",
-                "24:onMode = off",
-                "24:onIfAny = 1 2 3 4 5 11 13",
-            ),
+            (*_HIGGS_ZNUNU, "25:onIfMatch = 24 -24", "24:onMode = off"),
             resonance=25,
             leptons_required=1,
+            shard_variants=(
+                ("24:onPosIfAny = 11 13", "24:onNegIfAny = 1 2 3 4 5"),
+                ("24:onPosIfAny = 1 2 3 4 5", "24:onNegIfAny = 11 13"),
+            ),
         ),
         _jetclass(
             "zqq", "Z -> q q~ + parton", "label_Zqq", (*_Z_PLUS_PARTON, *_HADRONIC_Z), resonance=23

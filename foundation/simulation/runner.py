@@ -57,6 +57,7 @@ class ShardSpec:
             "seed": self.seed,
             "pythia_seed": self.pythia_seed,
             "pt_range": list(self.pt_range),
+            "process_settings": PROCESSES[self.process].pythia_settings(self.pt_range, self.index),
             "card_digest": self.card.digest(),
         }
 
@@ -200,7 +201,7 @@ def simulate_shard(spec: ShardSpec, progress: Callable[[int], None] | None = Non
     """
     process = PROCESSES[spec.process]
     start = time.perf_counter()
-    generator = Generator(process.pythia_settings(spec.pt_range), spec.pythia_seed)
+    generator = Generator(process.pythia_settings(spec.pt_range, spec.index), spec.pythia_seed)
     rng = np.random.default_rng(spec.pythia_seed)
     detector = Detector(spec.card, rng)
     pileup = _Pileup(spec.card, spec.pythia_seed, rng)
@@ -239,7 +240,6 @@ def simulate_shard(spec: ShardSpec, progress: Callable[[int], None] | None = Non
         **spec.identity(),
         "library_version": __version__,
         "process_description": process.description,
-        "process_settings": process.pythia_settings(spec.pt_range),
         "jet_radius": process.jet_radius,
         "card": spec.card.to_dict(),
         "n_events": n_events,
@@ -259,15 +259,19 @@ def plan_shards(
     shard_size: int,
     pt_range: tuple[float, float] | None = None,
 ) -> list[ShardSpec]:
-    """Split a request into shards: ``n_jets`` per process, at most ``shard_size`` per shard."""
+    """Split a request into shards: ``n_jets`` per process, at most ``shard_size`` per shard.
+
+    Shards are ordered by index first and process second, so a request stopped half-way (or
+    the first jobs of a batch submission) leaves every process with the same number of shards.
+    """
     if n_jets <= 0:
         raise ValueError(f"--jets: expected a positive number of jets, found {n_jets}")
     if shard_size <= 0:
         raise ValueError(f"--shard-size: expected a positive number, found {shard_size}")
     specs = []
-    for process in processes:
-        n_shards = math.ceil(n_jets / shard_size)
-        for index in range(n_shards):
+    n_shards = math.ceil(n_jets / shard_size)
+    for index in range(n_shards):
+        for process in processes:
             size = min(shard_size, n_jets - index * shard_size)
             specs.append(
                 ShardSpec(

@@ -171,6 +171,16 @@ class JetDataModule(L.LightningDataModule):
         picked = subsample(labels[train], size, seed=self.config.subsample_seed)
         return train[picked]
 
+    def class_indices(self, labels: np.ndarray) -> np.ndarray:
+        """Map the cache's label indices to this module's classes (``data.classes``); -1 for
+        jets of a class left out. The identity when ``data.classes`` is not set.
+
+        Shapes:
+            - labels: ``[M]`` int; output: ``[M]`` int64
+        """
+        labels = np.asarray(labels, dtype=np.int64)
+        return labels if self._label_map is None else self._label_map[labels]
+
     @staticmethod
     def _available_targets(info: CacheInfo) -> tuple[str, ...]:
         stored = [name for name in info.arrays if name not in ("particles", "vectors", "mask")]

@@ -14,6 +14,7 @@ background rejection 1/εB at εS = 0.3 and 0.5, from :mod:`foundation.evaluatio
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,8 +27,20 @@ from foundation.evaluation.metrics import background_rejection, roc_auc
 from foundation.training.recipe import Recipe, with_changes
 from foundation.training.run_folder import RunPaths, write_json
 
-STUDY_MODES: tuple[str, ...] = ("frozen", "linear", "full", "lwld", "unfreeze", "lora", "scratch")
-"""Modes a study can compare (``scratch``: the pretrained architecture with fresh weights)."""
+STUDY_MODES: tuple[str, ...] = (
+    "frozen",
+    "linear",
+    "full",
+    "lwld",
+    "unfreeze",
+    "lora",
+    "scratch",
+    "gbt",
+)
+"""Modes a study can compare (``scratch``: the pretrained architecture with fresh weights;
+``gbt``: gradient-boosted trees on jet substructure, same labelled jets and test jets, for
+binary jet classification)."""
+BASELINE_MODE = "gbt"
 SIGNAL_EFFICIENCIES: tuple[float, ...] = (0.3, 0.5)
 
 
@@ -106,14 +119,35 @@ def physics_metrics(run: Path) -> dict[str, float]:
 
 # ---------------------------------------------------------------------------------- runs
 def point_recipe(recipe: Recipe, mode: str, size: int, seed: int, out: Path) -> Recipe:
-    """The recipe of one study run."""
+    """The recipe of one study run (for ``gbt``, the recipe whose jets the trees see)."""
+    finetune = {} if mode == BASELINE_MODE else {"finetune": {"mode": mode}}
     return with_changes(
         recipe,
         data={"train_size": size, "subsample_seed": recipe.data.subsample_seed + seed},
         trainer={"seed": recipe.trainer.seed + seed, "progress_bar": False},
-        finetune={"mode": mode},
         output={"folder": str(out / mode / f"n{size}" / f"seed{seed}")},
+        **finetune,
     )
+
+
+def _run_baseline_point(recipe: Recipe, overwrite: bool) -> dict[str, float]:
+    """The ``gbt`` point: trees on the recipe's labelled jets, scored on its test jets; the
+    metrics are kept in ``<folder>/metrics.json`` next to the recipe, and reused;
+    an infinite rejection is stored as the string ``"inf"``."""
+    from foundation.baselines.on_recipe import gbt_on_recipe
+
+    paths = RunPaths(recipe.run_folder)
+    expected = json.loads(json.dumps(recipe.to_dict()))
+    if overwrite or not paths.metrics.is_file():
+        metrics = gbt_on_recipe(recipe, SIGNAL_EFFICIENCIES)
+        paths.root.mkdir(parents=True, exist_ok=True)
+        stored_metrics = {k: v if math.isfinite(v) else str(v) for k, v in metrics.items()}
+        record = {"baseline": BASELINE_MODE, "recipe": expected, "test": stored_metrics}
+        write_json(paths.metrics, record)
+    stored = json.loads(paths.metrics.read_text())
+    if stored.get("recipe") != expected:
+        raise OutputExistsError(paths.root, "a finished baseline of another recipe")
+    return {key: float(value) for key, value in stored["test"].items() if value is not None}
 
 
 def _run_point(recipe: Recipe, overwrite: bool) -> dict[str, float]:
@@ -137,7 +171,9 @@ def _run_point(recipe: Recipe, overwrite: bool) -> dict[str, float]:
 
 
 def summarize(points: Sequence[StudyPoint]) -> dict[str, dict[int, dict[str, dict[str, float]]]]:
-    """Mean, standard deviation (ddof 1; 0 for one seed) and count of each metric per mode and N."""
+    """Mean, standard deviation (ddof 1; 0 for one value) and count of each metric per mode
+    and N, over the seeds with a finite value; ``infinite`` counts the seeds whose value is
+    +inf (a background rejection where no test background jet passes the cut)."""
     table: dict[str, dict[int, dict[str, dict[str, float]]]] = {}
     groups: dict[tuple[str, int], list[StudyPoint]] = {}
     for point in points:
@@ -149,13 +185,29 @@ def summarize(points: Sequence[StudyPoint]) -> dict[str, dict[int, dict[str, dic
             values = np.array(
                 [p.metrics[name] for p in members if name in p.metrics], dtype=np.float64
             )
+            infinite = int(np.isposinf(values).sum())
             values = values[np.isfinite(values)]
-            if not values.size:
+            if not values.size and not infinite:
                 continue
-            std = float(values.std(ddof=1)) if values.size > 1 else 0.0
-            row[name] = {"mean": float(values.mean()), "std": std, "n": int(values.size)}
+            entry = {"mean": math.inf, "std": 0.0, "n": 0, "infinite": infinite}
+            if values.size:
+                std = float(values.std(ddof=1)) if values.size > 1 else 0.0
+                entry.update(mean=float(values.mean()), std=std, n=int(values.size))
+            row[name] = entry
         table.setdefault(mode, {})[size] = row
     return table
+
+
+def _cell(entry: dict[str, float] | None) -> str:
+    if entry is None:
+        return "-"
+    infinite = int(entry.get("infinite", 0))
+    if not entry["n"]:
+        return f"∞ ({infinite} of {infinite})"
+    text = f"{entry['mean']:.4g} ± {entry['std']:.2g}"
+    if infinite:
+        text += f" (∞ in {infinite} of {infinite + int(entry['n'])}, left out)"
+    return text
 
 
 def markdown_table(table: dict[str, dict[int, dict[str, dict[str, float]]]]) -> str:
@@ -167,10 +219,7 @@ def markdown_table(table: dict[str, dict[int, dict[str, dict[str, float]]]]) -> 
     ]
     for mode, rows in table.items():
         for size in sorted(rows):
-            cells = []
-            for metric in metrics:
-                entry = rows[size].get(metric)
-                cells.append("-" if entry is None else f"{entry['mean']:.4g} ± {entry['std']:.2g}")
+            cells = [_cell(rows[size].get(metric)) for metric in metrics]
             lines.append(f"| {mode} | {size} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -186,7 +235,7 @@ def plot_metric(
 
     figure, axis = plt.subplots(figsize=(5.5, 4), dpi=100)
     for mode, rows in table.items():
-        sizes = [size for size in sorted(rows) if metric in rows[size]]
+        sizes = [s for s in sorted(rows) if metric in rows[s] and rows[s][metric]["n"]]
         if not sizes:
             continue
         means = [rows[s][metric]["mean"] for s in sizes]
@@ -243,24 +292,14 @@ def data_efficiency(
         if existing and existing.get("recipe") != recipe.to_dict():
             raise OutputExistsError(folder, "a study of another recipe")
     folder.mkdir(parents=True, exist_ok=True)
-    recipes = [
-        point_recipe(recipe, mode, int(size), seed, folder)
-        for mode in modes
-        for size in sizes
-        for seed in range(seeds)
-    ]
     points = []
-    for point in recipes:
-        metrics = _run_point(point, overwrite)
-        points.append(
-            StudyPoint(
-                point.finetune.mode,
-                int(point.data.train_size or 0),
-                point.trainer.seed - recipe.trainer.seed,
-                point.run_folder,
-                metrics,
-            )
-        )
+    for mode in modes:
+        run = _run_baseline_point if mode == BASELINE_MODE else _run_point
+        for size in sizes:
+            for seed in range(seeds):
+                point = point_recipe(recipe, mode, int(size), seed, folder)
+                metrics = run(point, overwrite)
+                points.append(StudyPoint(mode, int(size), seed, point.run_folder, metrics))
     table = summarize(points)
     request = {
         "recipe": recipe.to_dict(),

@@ -5,6 +5,7 @@ from foundation.models.layers.geometry import jet_relative_eta_phi
 from foundation.models.layers.knn import gather_neighbours, knn_graph_dense, pairwise_sq_distances
 from foundation.models.layers.masking import (
     attention_allowed,
+    attention_bias,
     is_exporting,
     masked_mean,
     masked_softmax,
@@ -29,6 +30,7 @@ __all__ = [
     "Pooling",
     "apply_rotary",
     "attention_allowed",
+    "attention_bias",
     "gather_neighbours",
     "is_exporting",
     "jet_relative_eta_phi",

@@ -6,8 +6,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from foundation.models.layers.masking import is_exporting
 from foundation.models.layers.packing import Packing
-from foundation.models.layers.rotary import apply_rotary
+from foundation.models.layers.rotary import apply_rotary, pair_swap_matrix
 
 
 class MultiheadAttention(nn.Module):
@@ -45,6 +46,11 @@ class MultiheadAttention(nn.Module):
         self.dropout = dropout
         self.in_proj = nn.Linear(dim, 3 * dim)
         self.out_proj = nn.Linear(dim, dim)
+        head_dim = dim // num_heads
+        if head_dim % 2 == 0:
+            self.register_buffer("pair_swap", pair_swap_matrix(head_dim), persistent=False)
+        else:
+            self.pair_swap = None
 
     def _split(self, x: torch.Tensor) -> torch.Tensor:
         """``[B, L, D]`` -> ``[B, H, L, D/H]``."""
@@ -73,7 +79,8 @@ class MultiheadAttention(nn.Module):
         q, k, v = self._split(q), self._split(k), self._split(v)
         if rotary is not None:
             cos, sin = rotary
-            q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
+            swap = self.pair_swap if is_exporting() else None
+            q, k = apply_rotary(q, cos, sin, swap), apply_rotary(k, cos, sin, swap)
         if attn_mask is not None and attn_mask.dtype != torch.bool:
             attn_mask = attn_mask.to(q.dtype)
         out = F.scaled_dot_product_attention(

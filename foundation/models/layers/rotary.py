@@ -82,14 +82,29 @@ class EtaPhiRotary(nn.Module):
         return angles.cos(), angles.sin() * self.sign
 
 
-def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+def apply_rotary(
+    x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, pair_swap: torch.Tensor | None = None
+) -> torch.Tensor:
     """Rotate adjacent channel pairs: ``(a, b) -> (a cos - b sin, b cos + a sin)``.
+
+    The pair swap ``(a, b) -> (b, a)`` is a reshape and ``flip`` by default. With ``pair_swap``
+    (from :func:`pair_swap_matrix`) it is a product with that permutation matrix instead: the
+    same numbers, and faster in ONNX Runtime, which runs the flip as a negative-step ``Slice``.
 
     Shapes:
         - x: ``[B, H, N, Dh]``
         - cos, sin: ``[B, H or 1, N, Dh]`` from :class:`EtaPhiRotary`
+        - pair_swap: ``[Dh, Dh]`` or ``None``
         - output: ``[B, H, N, Dh]``
     """
-    # reshape(x.shape), not flatten(-2): ONNX Reshape cannot infer a -1 when N = 0.
-    swapped = x.unflatten(-1, (x.shape[-1] // 2, 2)).flip(-1).reshape(x.shape)
+    if pair_swap is not None:
+        swapped = x @ pair_swap.to(x.dtype)
+    else:
+        # reshape(x.shape), not flatten(-2): ONNX Reshape cannot infer a -1 when N = 0.
+        swapped = x.unflatten(-1, (x.shape[-1] // 2, 2)).flip(-1).reshape(x.shape)
     return x * cos.to(x.dtype) + swapped * sin.to(x.dtype)
+
+
+def pair_swap_matrix(width: int) -> torch.Tensor:
+    """``[width, width]`` permutation matrix exchanging channels ``2i`` and ``2i + 1``."""
+    return torch.eye(width)[torch.arange(width) ^ 1]
