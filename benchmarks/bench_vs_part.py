@@ -69,7 +69,7 @@ from foundation.benchmarking import (
 from foundation.data.batch import JetBatch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from d1_accuracy import d1_data, physics_scores, predict, train_classifier
+from d1_accuracy import DEFAULT_RECIPE, d1_data, physics_scores, predict, train_classifier
 from weaver_part import WeaverParT, export_weaver_onnx, weaver_available
 
 REFERENCE = "weaver-part"
@@ -538,12 +538,14 @@ def run_accuracy(
     seed: int = 0,
     part_overrides: dict[str, Any] | None = None,
     backbone_overrides: dict[str, Any] | None = None,
+    eval_splits: Sequence[str] = EVAL_SPLITS,
 ) -> dict[str, dict[str, Any]]:
     """Train each model with the same loop, jets, epochs and optimizer; score held-out jets.
 
-    The scores are taken on the validation and test splits together (:data:`EVAL_SPLITS`):
-    training uses neither (no early stopping, no model selection), and the background
-    rejection at εS = 0.3 needs every background jet there is.
+    The scores are taken by default on the validation and test splits together
+    (:data:`EVAL_SPLITS`): training uses neither (no early stopping, no model selection), and
+    the background rejection at εS = 0.3 needs every background jet there is. ``("test",)``
+    scores the jets a data-efficiency study scores.
 
     Args:
         names: contenders to train.
@@ -579,13 +581,13 @@ def run_accuracy(
         )
         scored = [
             predict(model, data.loader(split), device, settings.autocast_dtype)
-            for split in EVAL_SPLITS
+            for split in eval_splits
         ]
         scores = np.concatenate([s for s, _ in scored])
         labels = np.concatenate([y for _, y in scored])
         results[name] = {
             **physics_scores(scores, labels),
-            "eval_splits": list(EVAL_SPLITS),
+            "eval_splits": list(eval_splits),
             **timing,
             "train_jets": len(data.indices["train"]),
             "epochs": epochs,
@@ -751,7 +753,26 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--d1-cache", help="an existing D1 cache folder instead of --d1-files (same jets, splits)"
     )
     parser.add_argument("--cache-root", default="data/cache", help="parent of the D1 cache")
+    parser.add_argument(
+        "--recipe",
+        default=str(DEFAULT_RECIPE),
+        help="recipe whose data section defines the jets (default D1, recipes/top_tagging.yaml; "
+        "e.g. recipes/quark_gluon.yaml for D2 with its files in --d1-files)",
+    )
     parser.add_argument("--train-size", type=int, default=5000, help="D1 training jets")
+    parser.add_argument(
+        "--subsample-seed",
+        type=int,
+        default=None,
+        help="offset of the label-subsample seed: K picks the training jets of seed K of "
+        "`foundation study data-efficiency` (default: the recipe's subsample)",
+    )
+    parser.add_argument(
+        "--eval-splits",
+        type=lambda text: tuple(part for part in text.split(",") if part),
+        default=EVAL_SPLITS,
+        help="splits scored, comma-separated (default val,test; 'test' as a study scores)",
+    )
     parser.add_argument("--epochs", type=int, default=3, help="D1 training epochs")
     parser.add_argument("--accuracy-batch-size", type=int, default=128, help="D1 batch size")
     parser.add_argument("--lr", type=float, default=1e-3, help="D1 peak learning rate")
@@ -893,11 +914,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             train_size=args.train_size,
             batch_size=args.accuracy_batch_size,
             seed=args.seed,
+            recipe=args.recipe,
+            subsample_seed=args.subsample_seed,
         )
         print(
-            f"D1: {len(data.indices['train'])} training jets, "
-            f"{sum(len(data.indices[split]) for split in EVAL_SPLITS)} held-out jets "
-            f"({' + '.join(EVAL_SPLITS)}), {args.epochs} epochs, batch "
+            f"{Path(args.recipe).stem}: {len(data.indices['train'])} training jets, "
+            f"{sum(len(data.indices[split]) for split in args.eval_splits)} held-out jets "
+            f"({' + '.join(args.eval_splits)}), {args.epochs} epochs, batch "
             f"{args.accuracy_batch_size}, AdamW lr {args.lr:g}, seed {args.seed}",
             flush=True,
         )
@@ -910,6 +933,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             seed=args.seed,
             part_overrides=args.part_overrides,
             backbone_overrides=args.backbone_overrides,
+            eval_splits=args.eval_splits,
         )
     if rows:
         with_ratios(rows)
@@ -940,6 +964,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             "batch_size": args.accuracy_batch_size,
             "lr": args.lr,
             "seed": args.seed,
+            "recipe": args.recipe,
+            "subsample_seed": args.subsample_seed,
+            "eval_splits": list(args.eval_splits),
         }
         if args.accuracy
         else None,

@@ -44,6 +44,7 @@ def d1_data(
     batch_size: int,
     seed: int = 0,
     recipe: str | Path = DEFAULT_RECIPE,
+    subsample_seed: int | None = None,
 ) -> JetDataModule:
     """The prepared D1 data module: the recipe's data section, reading ``files`` or ``cache``.
 
@@ -55,7 +56,9 @@ def d1_data(
         train_size: training jets (a stratified, seeded subsample; None: the whole split).
         batch_size: training and evaluation batch size.
         seed: shuffling seed.
-        recipe: the recipe whose ``data`` section defines D1.
+        recipe: the recipe whose ``data`` section defines the jets (D1 by default).
+        subsample_seed: ``K`` adds ``K`` to the recipe's ``data.subsample_seed``, as seed ``K``
+            of the data-efficiency study does (the same labelled jets); None keeps it.
 
     Raises:
         DataError: bad files, or ``train_size`` above the training split.
@@ -70,6 +73,7 @@ def d1_data(
             "cache_root": cache_root,
             "train_size": train_size,
             "batch_size": batch_size,
+            "subsample_seed": base.data.subsample_seed + (subsample_seed or 0),
         },
         model={"pretrained": None, "backbone": "jetformer-tiny"},
     )

@@ -12,6 +12,7 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -106,6 +107,35 @@ def test_accuracy_uses_one_loop_for_both(tmp_path: Path) -> None:
         held_out = len(data.indices["val"]) + len(data.indices["test"])
         assert 0 <= scores["auc"] <= 1 and scores["eval_jets"] == held_out
         assert scores["epochs"] == 1 and scores["train_seconds"] > 0
+
+
+def test_accuracy_data_matches_a_study_point(tmp_path: Path) -> None:
+    from d1_accuracy import d1_data
+
+    from foundation.data.schema import TOP_LABELS
+    from foundation.data.testing import random_records, write_jetclass_root
+    from foundation.training.datamodule import JetDataModule
+    from foundation.training.recipe import load_recipe, with_changes
+    from foundation.training.study import point_recipe
+
+    files = [str(tmp_path / "d1.root")]
+    write_jetclass_root(random_records(120, 8, seed=1, label_names=TOP_LABELS), files[0])
+    cache_root = str(tmp_path / "cache")
+    data = d1_data(files, cache_root=cache_root, train_size=30, batch_size=16, subsample_seed=2)
+    base = with_changes(
+        load_recipe(harness.DEFAULT_RECIPE),
+        data={"files": files, "simulate": None, "cache_root": cache_root},
+    )
+    study = JetDataModule(point_recipe(base, "full", 30, 2, tmp_path).data, show_progress=False)
+    study.prepare()
+    for split in ("train", "test"):
+        assert np.array_equal(data.indices[split], study.indices[split])
+    other = d1_data(files, cache_root=cache_root, train_size=30, batch_size=16, subsample_seed=0)
+    assert not np.array_equal(other.indices["train"], data.indices["train"])
+    results = harness.run_accuracy(
+        ["jetformer-tiny"], data, epochs=1, lr=1e-3, settings=TINY, eval_splits=("test",)
+    )
+    assert results["jetformer-tiny"]["eval_jets"] == len(data.indices["test"])
 
 
 def test_table_has_ratios_to_part() -> None:
