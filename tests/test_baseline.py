@@ -177,12 +177,12 @@ def test_study_gbt_mode_uses_the_recipes_jets_and_splits(tmp_path: Path) -> None
         ("gbt", 240, 0),
         ("gbt", 240, 1),
     ]
-    assert result.table["gbt"][240]["top/roc_auc"]["mean"] > 0.9  # soft-drop mass separates
+    assert result.table["gbt"][240]["top/auc"]["mean"] > 0.9  # soft-drop mass separates
     assert result.points[0].metrics != result.points[1].metrics  # another label subsample
     # an infinite rejection (no background jet passes) cannot be stored and is left out
-    assert "top/roc_auc" in result.points[0].metrics
+    assert "top/auc" in result.points[0].metrics
     assert set(result.points[0].metrics) <= {
-        "top/roc_auc",
+        "top/auc",
         "top/rejection_at_0.3",
         "top/rejection_at_0.5",
     }

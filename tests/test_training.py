@@ -490,10 +490,10 @@ def test_data_efficiency_study(cache: Path, pretrained: Path, tmp_path: Path) ->
     assert {p.folder.parent.name for p in result.points} == {"n24", "n48"}
     row = result.table["frozen"][24]
     assert row["loss"]["n"] == 2 and row["loss"]["std"] >= 0
-    assert "top/roc_auc" in row and "top/rejection_at_0.5" in row
+    assert "top/auc" in row and "top/rejection_at_0.5" in row
     text = result.markdown.read_text()
     assert "| frozen | 24 |" in text and "±" in text
-    assert (tmp_path / "study" / "study_top_roc_auc.png").is_file()
+    assert (tmp_path / "study" / "study_top_auc.png").is_file()
     assert json.loads(result.json.read_text())["request"]["sizes"] == [24, 48]
     again = data_efficiency(recipe, sizes=[24], seeds=1, modes=["frozen"], out=tmp_path / "study")
     assert again.points[0].metrics == result.points[0].metrics  # finished runs are reused
@@ -512,3 +512,25 @@ def test_study_summary_counts_infinite_rejections() -> None:
     assert table["full"][10]["r"]["n"] == 0 and table["full"][10]["r"]["infinite"] == 1
     text = markdown_table(table)
     assert "200 ± 1.4e+02 (∞ in 1 of 3, left out)" in text and "∞ (1 of 1)" in text
+
+
+def test_study_scores_every_head_with_the_evaluation_metrics(cache: Path, tmp_path: Path) -> None:
+    from foundation.training.study import evaluation_metrics
+
+    heads = {
+        "top": {"type": "jet_classification"},
+        "calib": {"type": "jet_regression", "kwargs": {"targets": ["jet_truth_pt"]}},
+    }
+    recipe = recipe_from_dict(
+        recipe_data(cache, tmp_path / "run", model={"heads": heads}, trainer={"max_epochs": 1})
+    )
+    train(recipe)
+    metrics = evaluation_metrics(tmp_path / "run")
+    assert {"top/auc", "top/accuracy", "top/rejection_at_0.3"} <= set(metrics)
+    assert {
+        "calib/jet_truth_pt/mae",
+        "calib/jet_truth_pt/model/median_response",
+        "calib/jet_truth_pt/model/sigma68",
+    } <= set(metrics)
+    assert not [name for name in metrics if name.endswith("/n") or "/n_" in name]
+    assert all(isinstance(value, float) for value in metrics.values())

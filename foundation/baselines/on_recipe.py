@@ -62,8 +62,8 @@ def gbt_on_recipe(
         efficiencies: signal efficiencies of the background rejections.
 
     Returns:
-        ``{"<head>/roc_auc": ..., "<head>/rejection_at_<εS>": ...}`` for every binary
-        jet-classification head of the recipe (the same numbers for each: one baseline).
+        ``{"<head>/auc": ..., "<head>/rejection_at_<εS>": ...}`` (the study's names) for every
+        binary jet-classification head of the recipe (the same numbers for each: one baseline).
 
     Raises:
         ValueError: the recipe has no jet-classification head on the label, or not 2 classes.
@@ -96,7 +96,7 @@ def gbt_on_recipe(
     estimator = fit_baseline(split("train"), config)
     test = split("test")
     scores = predict_baseline(estimator, test, config)[:, 1]
-    metrics = {"roc_auc": roc_auc(scores, test.labels)}
+    metrics = {"auc": roc_auc(scores, test.labels)}
     for efficiency in efficiencies:
         metrics[f"rejection_at_{efficiency:g}"] = background_rejection(
             scores, test.labels, efficiency

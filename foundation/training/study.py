@@ -7,25 +7,32 @@ the stratified label subsample. The test metrics of every run are summarised as 
 deviation per (mode, N) in ``study.md`` and ``study.json``, and each metric is plotted against N
 on a log axis (``study_<metric>.png``).
 
-Binary jet-classification heads get the field's metrics on the full test split: ROC AUC and the
-background rejection 1/εB at εS = 0.3 and 0.5, from :mod:`foundation.evaluation.metrics`.
+Every head is scored on the full test split with the metrics of ``foundation evaluate``
+(:func:`evaluation_metrics`): AUC and 1/εB at εS = 0.3 and 0.5 for jet classification,
+response and resolution for regression, per-class efficiency and purity for particles, pair AUC
+and vertex finding for pairs. The ``gbt`` mode puts gradient-boosted trees on jet substructure
+beside them (binary jet classification).
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from foundation.errors import OutputExistsError
-from foundation.evaluation.metrics import background_rejection, roc_auc
 from foundation.training.recipe import Recipe, with_changes
 from foundation.training.run_folder import RunPaths, write_json
+
+if TYPE_CHECKING:
+    from foundation.model import Model
+    from foundation.training.datamodule import JetDataModule
 
 STUDY_MODES: tuple[str, ...] = (
     "frozen",
@@ -66,13 +73,8 @@ class StudyResult:
     plots: list[Path]
 
 
-@torch.no_grad()
-def binary_scores(run: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Test-split signal probabilities and labels of each binary jet-classification head.
-
-    Returns:
-        ``{head: (scores [M], labels [M])}`` over the labelled test jets of the run's best model.
-    """
+def _best_model_and_test_data(run: Path) -> tuple[Model, JetDataModule] | None:
+    """The run's best model and its recipe's prepared data (None: no test jets)."""
     from foundation.hub.checkpoint import load_pretrained
     from foundation.training.builder import head_targets
     from foundation.training.datamodule import JetDataModule
@@ -81,21 +83,31 @@ def binary_scores(run: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     paths = RunPaths(run)
     recipe = load_recipe(paths.recipe)
     model = load_pretrained(paths.best).eval()
+    data = JetDataModule(recipe.data, seed=recipe.trainer.seed, show_progress=False)
+    normalization = model.feature_schema.normalization if model.feature_schema else None
+    data.prepare(normalization=normalization)
+    data.require_targets(head_targets(model))
+    return (model, data) if len(data.indices["test"]) else None
+
+
+@torch.no_grad()
+def binary_scores(run: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Test-split signal probabilities and labels of each binary jet-classification head.
+
+    Returns:
+        ``{head: (scores [M], labels [M])}`` over the labelled test jets of the run's best model.
+    """
+    loaded = _best_model_and_test_data(run)
+    if loaded is None:
+        return {}
+    model, data = loaded
     wanted = [
         name
         for name, head in model.heads.items()
         if head.head_type == "jet_classification" and getattr(head, "binary", False)
     ]
-    if not wanted:
-        return {}
-    data = JetDataModule(recipe.data, seed=recipe.trainer.seed, show_progress=False)
-    normalization = model.feature_schema.normalization if model.feature_schema else None
-    data.prepare(normalization=normalization)
-    data.require_targets(head_targets(model))
-    if not len(data.indices["test"]):
-        return {}
     collected: dict[str, tuple[list, list]] = {name: ([], []) for name in wanted}
-    for batch in data.loader("test"):
+    for batch in data.loader("test") if wanted else ():
         outputs = model(batch, heads=wanted)
         for name in wanted:
             labels = model.heads[name].class_indices(batch)
@@ -105,16 +117,39 @@ def binary_scores(run: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     return {name: (np.concatenate(s), np.concatenate(y)) for name, (s, y) in collected.items()}
 
 
-def physics_metrics(run: Path) -> dict[str, float]:
-    """ROC AUC and 1/εB at εS = 0.3, 0.5 of each binary jet head on the test split."""
-    metrics = {}
-    for name, (scores, labels) in binary_scores(run).items():
-        metrics[f"{name}/roc_auc"] = roc_auc(scores, labels)
-        for efficiency in SIGNAL_EFFICIENCIES:
-            metrics[f"{name}/rejection_at_{efficiency:g}"] = background_rejection(
-                scores, labels, efficiency
-            )
+def evaluation_metrics(run: Path) -> dict[str, float]:
+    """Every scalar metric of ``foundation evaluate`` on the run's test split, for every head.
+
+    Named ``<head>/<metric>``, nested names joined by ``/``; counts and binned series are left
+    out. Jet classification: accuracy, AUC, 1/εB at εS = 0.3 and 0.5; jet regression: MAE,
+    RMSE, median response, σ68 and IQR/2 of the model and of the detector-level reference;
+    particle classification: accuracy, AUC and per-class efficiency, purity and AUC; pair
+    classification: pair AUC and vertex finding; masked particles: MSE.
+    """
+    from foundation.evaluation.evaluate import evaluate_predictions
+    from foundation.evaluation.predict import predict
+
+    loaded = _best_model_and_test_data(run)
+    if loaded is None:
+        return {}
+    model, data = loaded
+    predictions = predict(model, data.loader("test"), label_names=data.summary.label_names)
+    report = evaluate_predictions(
+        predictions, None, n_bootstrap=0, efficiencies=SIGNAL_EFFICIENCIES
+    )
+    metrics: dict[str, float] = {}
+    for head, entry in report.items():
+        _flatten_metrics(entry["metrics"], head, metrics)
     return metrics
+
+
+def _flatten_metrics(value: Any, name: str, out: dict[str, float]) -> None:
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if key != "n" and not str(key).startswith("n_"):
+                _flatten_metrics(item, f"{name}/{key}", out)
+    elif isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool):
+        out[name] = float(value)
 
 
 # ---------------------------------------------------------------------------------- runs
@@ -161,12 +196,8 @@ def _run_point(recipe: Recipe, overwrite: bool) -> dict[str, float]:
         train(recipe, overwrite=True, show_progress=False)
     test = json.loads(paths.metrics.read_text()).get("test", {})
     metrics = {key: float(value) for key, value in test.items() if value is not None}
-    exact = physics_metrics(paths.root)
-    # The exact test-split AUC replaces the heads' batch-averaged approximation.
-    for key in exact:
-        if key.endswith("/roc_auc"):
-            metrics.pop(key.removesuffix("roc_auc") + "auc", None)
-    metrics.update(exact)
+    # The exact test-split metrics replace the training engine's batch-averaged ones.
+    metrics.update(evaluation_metrics(paths.root))
     return metrics
 
 
