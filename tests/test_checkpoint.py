@@ -186,6 +186,49 @@ def test_load_in_a_fresh_process(saved, tmp_path: Path):
             assert torch.equal(other[f"{head}.{key}"], value), (head, key)
 
 
+def test_weights_file_bytes_are_reproducible_across_processes(saved, tmp_path: Path):
+    """Same weights, same sha256 (deltas record their base's): safetensors' own metadata order
+    varies between processes, the written header does not."""
+    import hashlib
+    import struct
+
+    from foundation.hub.checkpoint import write_weights
+
+    _, folder = saved
+    tensors = load_file(folder / "model.safetensors")
+    metadata = {"format": "pt", "zeta": "1", "alpha": "2", "mid": "3"}
+    here = write_weights(tensors, tmp_path / "here.safetensors", metadata)
+    code = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from safetensors.torch import load_file\n"
+        "from foundation.hub.checkpoint import write_weights\n"
+        "write_weights(load_file(sys.argv[1]), Path(sys.argv[2]),"
+        " {'mid': '3', 'alpha': '2', 'zeta': '1', 'format': 'pt'})\n"
+    )
+    digests = {hashlib.sha256(here.read_bytes()).hexdigest()}
+    for index in range(2):
+        there = tmp_path / f"there{index}.safetensors"
+        result = subprocess.run(
+            [sys.executable, "-c", code, str(folder / "model.safetensors"), str(there)],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+            timeout=120,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        digests.add(hashlib.sha256(there.read_bytes()).hexdigest())
+    assert len(digests) == 1
+    blob = here.read_bytes()
+    length = struct.unpack("<Q", blob[:8])[0]
+    assert length % 8 == 0
+    header = json.loads(blob[8 : 8 + length])
+    assert list(header["__metadata__"]) == sorted(metadata)
+    loaded = load_file(here)
+    assert all(torch.equal(loaded[key], value) for key, value in tensors.items())
+
+
 def test_overwrite_is_explicit_and_atomic(saved):
     model, folder = saved
     before = (folder / "model.safetensors").read_bytes()

@@ -8,7 +8,9 @@ checkpoint with the sha256 of the base's ``model.safetensors``.
 
 from __future__ import annotations
 
+import json
 import re
+import struct
 from collections.abc import Mapping, Sequence
 from os import PathLike
 from pathlib import Path
@@ -16,7 +18,7 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
 from foundation import __version__
 from foundation.hub.atomic import atomic_folder
@@ -109,14 +111,34 @@ def save_pretrained(
     readme = render_card(config, card)
     with atomic_folder(folder, overwrite=overwrite) as temporary:
         write_config(temporary, config)
-        save_file(
+        write_weights(
             tensors,
-            str(temporary / WEIGHTS_FILE),
-            metadata={"format": "pt", "foundation_format_version": str(FORMAT_VERSION)},
+            temporary / WEIGHTS_FILE,
+            {"format": "pt", "foundation_format_version": str(FORMAT_VERSION)},
         )
         (temporary / CARD_FILE).write_text(readme, encoding="utf-8")
         write_sums(temporary)
     return Path(folder)
+
+
+def write_weights(
+    tensors: Mapping[str, torch.Tensor], path: Path, metadata: Mapping[str, str]
+) -> Path:
+    """Write a safetensors file whose bytes depend on the tensors and metadata only.
+
+    safetensors keeps the metadata in a hash map whose key order changes from one process to
+    the next, so the same weights could get another sha256 at every save, and fine-tune deltas
+    record their base's sha256. The header is written again with sorted metadata keys (the
+    tensor entries and the data are kept as they are; the header stays padded to 8 bytes).
+    """
+    blob = save(dict(tensors), metadata=dict(metadata))
+    length = struct.unpack("<Q", blob[:8])[0]
+    header = json.loads(blob[8 : 8 + length])
+    header["__metadata__"] = dict(sorted(header.get("__metadata__", {}).items()))
+    text = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    text += b" " * (-len(text) % 8)
+    path.write_bytes(struct.pack("<Q", len(text)) + text + blob[8 + length :])
+    return path
 
 
 def _delta_base(
