@@ -25,8 +25,7 @@ from torch import nn
 
 from foundation.benchmarking import autocast
 from foundation.data.batch import JetBatch
-from foundation.evaluation.bootstrap import bootstrap
-from foundation.evaluation.metrics import background_rejection, roc_auc
+from foundation.evaluation.metrics import binary_metrics, rejection_key
 from foundation.training.datamodule import JetDataModule
 from foundation.training.optim import WarmupSchedule
 from foundation.training.recipe import load_recipe, with_changes
@@ -163,17 +162,14 @@ def predict(
 
 
 def physics_scores(scores: np.ndarray, labels: np.ndarray, resamples: int = 100) -> dict[str, Any]:
-    """ROC AUC and 1/εB at εS = 0.3 and 0.5, each with a bootstrap standard deviation."""
-
-    def all_metrics(s: np.ndarray, y: np.ndarray) -> np.ndarray:
-        values = [roc_auc(s, y)] + [background_rejection(s, y, e) for e in SIGNAL_EFFICIENCIES]
-        return np.asarray(values, dtype=np.float64)
-
-    central = all_metrics(scores, labels)
-    _, spread = bootstrap(all_metrics, scores, labels, n=resamples, seed=0)
-    names = ["auc"] + [f"rejection_{e:g}" for e in SIGNAL_EFFICIENCIES]
+    """ROC AUC and 1/εB at εS = 0.3 and 0.5, each with a bootstrap standard deviation
+    (:func:`~foundation.evaluation.metrics.binary_metrics`, under the harness's key names)."""
+    metrics = binary_metrics(
+        scores, labels, efficiencies=SIGNAL_EFFICIENCIES, n_bootstrap=resamples, seed=0
+    )
     out: dict[str, Any] = {"eval_jets": len(labels), "eval_signal": int(labels.sum())}
-    for index, name in enumerate(names):
-        out[name] = float(central[index])
-        out[f"{name}_std"] = float(np.asarray(spread)[index])
+    names = {"auc": "auc"} | {rejection_key(e): f"rejection_{e:g}" for e in SIGNAL_EFFICIENCIES}
+    for source, name in names.items():
+        out[name] = metrics[source]
+        out[f"{name}_std"] = metrics[f"{source}_std"]
     return out

@@ -19,7 +19,7 @@ from foundation.data.cache import open_arrays
 from foundation.data.readers import read_jets
 from foundation.data.records import JetRecords
 from foundation.errors import DataError
-from foundation.evaluation.metrics import DEFAULT_EFFICIENCIES, background_rejection, roc_auc
+from foundation.evaluation.metrics import DEFAULT_EFFICIENCIES, binary_metrics, rejection_key
 from foundation.training.datamodule import JetDataModule
 from foundation.training.recipe import Recipe
 
@@ -33,10 +33,13 @@ def binary_jet_heads(recipe: Recipe) -> list[str]:
     ]
 
 
-def _cache_records(data: JetDataModule) -> JetRecords:
+def _cache_records(data: JetDataModule, known: dict[Path, JetRecords] | None) -> JetRecords:
     """The jets of a prepared data module, read again from its cache's source files, in the
-    cache's order (checked against the cache's event ids)."""
+    cache's order (checked against the cache's event ids). ``known`` holds records already
+    read, by cache folder (the points of one study share them)."""
     info = data.summary.cache if data.summary is not None else data.prepare().cache
+    if known is not None and info.folder in known:
+        return known[info.folder]
     paths = [Path(entry["path"]) for entry in info.sources]
     records = read_jets(paths, data.config.format)
     cached = np.asarray(open_arrays(info)["event_id"])
@@ -48,11 +51,15 @@ def _cache_records(data: JetDataModule) -> JetRecords:
             f"{records.n_jets} jets in other order",
             hint="the source files changed since the cache was written: delete the cache",
         )
+    if known is not None:
+        known[info.folder] = records
     return records
 
 
 def gbt_on_recipe(
-    recipe: Recipe, efficiencies: Sequence[float] = DEFAULT_EFFICIENCIES
+    recipe: Recipe,
+    efficiencies: Sequence[float] = DEFAULT_EFFICIENCIES,
+    records_cache: dict[Path, JetRecords] | None = None,
 ) -> dict[str, float]:
     """Train the baseline on the recipe's labelled training jets; score its test jets.
 
@@ -60,6 +67,8 @@ def gbt_on_recipe(
         recipe: a recipe with a binary jet-classification head (its ``data`` decides the jets,
             classes, split and label subsample; ``trainer.seed`` seeds the boosting).
         efficiencies: signal efficiencies of the background rejections.
+        records_cache: jets already read from the source files, by cache folder; filled with
+            the ones read here (a study passes one dict to all its points).
 
     Returns:
         ``{"<head>/auc": ..., "<head>/rejection_at_<εS>": ...}`` (the study's names) for every
@@ -82,7 +91,7 @@ def gbt_on_recipe(
             f"recipe {recipe.name}: the gbt baseline scores binary classification, found "
             f"classes {list(summary.label_names)} (set data.classes to two of them)"
         )
-    records = _cache_records(data)
+    records = _cache_records(data, records_cache)
 
     def split(name: str) -> JetRecords:
         chosen = records.select(data.indices[name])
@@ -96,9 +105,7 @@ def gbt_on_recipe(
     estimator = fit_baseline(split("train"), config)
     test = split("test")
     scores = predict_baseline(estimator, test, config)[:, 1]
-    metrics = {"auc": roc_auc(scores, test.labels)}
-    for efficiency in efficiencies:
-        metrics[f"rejection_at_{efficiency:g}"] = background_rejection(
-            scores, test.labels, efficiency
-        )
+    scored = binary_metrics(scores, test.labels, efficiencies=efficiencies, n_bootstrap=0)
+    names = ["auc", *(rejection_key(efficiency) for efficiency in efficiencies)]
+    metrics = {name: scored[name] for name in names}
     return {f"{head}/{name}": value for head in heads for name, value in metrics.items()}

@@ -165,7 +165,9 @@ def point_recipe(recipe: Recipe, mode: str, size: int, seed: int, out: Path) -> 
     )
 
 
-def _run_baseline_point(recipe: Recipe, overwrite: bool) -> dict[str, float]:
+def _run_baseline_point(
+    recipe: Recipe, overwrite: bool, records_cache: dict[Path, Any] | None = None
+) -> dict[str, float]:
     """The ``gbt`` point: trees on the recipe's labelled jets, scored on its test jets; the
     metrics are kept in ``<folder>/metrics.json`` next to the recipe, and reused;
     an infinite rejection is stored as the string ``"inf"``."""
@@ -174,7 +176,7 @@ def _run_baseline_point(recipe: Recipe, overwrite: bool) -> dict[str, float]:
     paths = RunPaths(recipe.run_folder)
     expected = json.loads(json.dumps(recipe.to_dict()))
     if overwrite or not paths.metrics.is_file():
-        metrics = gbt_on_recipe(recipe, SIGNAL_EFFICIENCIES)
+        metrics = gbt_on_recipe(recipe, SIGNAL_EFFICIENCIES, records_cache)
         paths.root.mkdir(parents=True, exist_ok=True)
         stored_metrics = {k: v if math.isfinite(v) else str(v) for k, v in metrics.items()}
         record = {"baseline": BASELINE_MODE, "recipe": expected, "test": stored_metrics}
@@ -324,12 +326,15 @@ def data_efficiency(
             raise OutputExistsError(folder, "a study of another recipe")
     folder.mkdir(parents=True, exist_ok=True)
     points = []
+    records_cache: dict[Path, Any] = {}  # the trees' jets, read once for every gbt point
     for mode in modes:
-        run = _run_baseline_point if mode == BASELINE_MODE else _run_point
         for size in sizes:
             for seed in range(seeds):
                 point = point_recipe(recipe, mode, int(size), seed, folder)
-                metrics = run(point, overwrite)
+                if mode == BASELINE_MODE:
+                    metrics = _run_baseline_point(point, overwrite, records_cache)
+                else:
+                    metrics = _run_point(point, overwrite)
                 points.append(StudyPoint(mode, int(size), seed, point.run_folder, metrics))
     table = summarize(points)
     request = {
