@@ -335,17 +335,12 @@ def profile_onnx(
     """Top ONNX operator types by time over 2 calls (ONNX Runtime's own profiler)."""
     import json as json_module
 
-    import onnxruntime as ort
+    from foundation.export.session import create_session, session_input_names
 
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3
-    options.enable_profiling = True
-    options.profile_file_prefix = str(folder / f"{path.stem}-ort-profile")
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    wanted = {node.name for node in session.get_inputs()}
+    session = create_session(
+        path, threads=threads, profile_prefix=folder / f"{path.stem}-ort-profile"
+    )
+    wanted = set(session_input_names(session))
     inputs = {name: value for name, value in feeds.items() if name in wanted}
     session.run(None, inputs)  # warm-up, profiled too: skipped below by keeping the last 2 runs
     for _ in range(2):

@@ -16,6 +16,7 @@ def create_session(
     *,
     threads: int | None = None,
     providers: Sequence[str] | None = None,
+    profile_prefix: str | PathLike[str] | None = None,
 ) -> ort.InferenceSession:
     """An inference session with all graph optimisations.
 
@@ -24,6 +25,8 @@ def create_session(
         threads: intra-op threads (None: ONNX Runtime's default, one per core); inter-op
             parallelism is off (one thread), as for a single-graph server.
         providers: execution providers (default: CPU only).
+        profile_prefix: switch ONNX Runtime's profiler on, writing its JSON trace to files
+            starting with this path (``session.end_profiling()`` returns the file).
     """
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -31,6 +34,9 @@ def create_session(
     options.inter_op_num_threads = 1
     if threads is not None:
         options.intra_op_num_threads = int(threads)
+    if profile_prefix is not None:
+        options.enable_profiling = True
+        options.profile_file_prefix = str(profile_prefix)
     source = model if isinstance(model, bytes) else str(model)
     return ort.InferenceSession(
         source, sess_options=options, providers=list(providers or ["CPUExecutionProvider"])
