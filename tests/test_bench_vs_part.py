@@ -179,3 +179,35 @@ def test_onnx_on_trimmed_jets(tmp_path: Path) -> None:
     onnx = harness.measure_onnx(_contender(harness.REFERENCE), settings, tmp_path, profile=True)
     assert onnx["onnx_max_abs_diff"] < 1e-4
     assert onnx["onnx_profile"] and onnx["onnx_profile"][0]["ms_per_call"] >= 0
+
+
+def test_part_study_scores_every_point_under_the_study_names(tmp_path: Path) -> None:
+    import part_study
+    from d1_accuracy import d1_data
+
+    from foundation.data.schema import TOP_LABELS
+    from foundation.data.testing import random_records, write_jetclass_root
+
+    files = [str(tmp_path / "d1.root")]
+    write_jetclass_root(random_records(120, 8, seed=3, label_names=TOP_LABELS), files[0])
+    d1_data(files, cache_root=str(tmp_path / "cache"), train_size=None, batch_size=16)
+    (cache,) = (path for path in (tmp_path / "cache").iterdir() if path.is_dir())
+    out = tmp_path / "part_d1.json"
+    argv = [
+        "--recipe", str(harness.DEFAULT_RECIPE), "--cache", str(cache), "--sizes", "20,30",
+        "--seeds", "2", "--names", harness.REFERENCE, "jetformer-tiny", "--epochs", "1",
+        "--batch-size", "8", "--threads", "1", "--part-overrides", json.dumps(SMALL_PART),
+        "--out", str(out),
+    ]  # fmt: skip
+    part_study.main(argv)
+    payload = json.loads(out.read_text())
+    assert len(payload["runs"]) == 2 * 2 * 2
+    for name in (harness.REFERENCE, "jetformer-tiny"):
+        for size in ("20", "30"):
+            entry = payload["table"][name][size]["top/auc"]
+            assert entry["n"] == 2 and 0 <= entry["mean"] <= 1
+            assert set(payload["table"][name][size]) == {
+                "top/auc", "top/rejection_at_0.3", "top/rejection_at_0.5"
+            }  # fmt: skip
+    with pytest.raises(SystemExit, match="exists"):
+        part_study.main(argv)

@@ -1,0 +1,162 @@
+"""ParT from weaver-core beside a data-efficiency study: every (label count, seed) in one process.
+
+For each N of ``--sizes`` and K < ``--seeds``, each model of ``--names`` is trained from scratch
+with the harness's loop (:func:`bench_vs_part.run_accuracy`: AdamW, warm-up then cosine, fixed
+epochs, no early stopping or model selection) on exactly the labelled jets of point (N, K) of
+``foundation study data-efficiency`` on the same recipe and cache, and scored on the study's
+test jets. The metrics carry the study's names (``top/auc``, ``top/rejection_at_0.3``, ...) and
+are summarised with the study's own code, so the table and ``table`` in the JSON read like a
+study's ``study.md`` and ``study.json``::
+
+    python benchmarks/part_study.py --recipe recipes/top_tagging.yaml \\
+        --cache data/cache/d1_top_8k-05c82e7000d3 --sizes 1000,5000,10000 --seeds 3 \\
+        --epochs 15 --device cuda --dtype bfloat16 --out part_d1.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from foundation.benchmarking import write_json
+from foundation.training.recipe import load_recipe
+from foundation.training.study import StudyPoint, markdown_table, summarize
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_vs_part import REFERENCE, Settings, run_accuracy  # noqa: E402
+from d1_accuracy import SIGNAL_EFFICIENCIES, d1_data  # noqa: E402
+from weaver_part import weaver_available  # noqa: E402
+
+
+def study_metrics(scores: dict[str, Any], head: str) -> dict[str, float]:
+    """The harness's scores under the study's metric names (``{head}/auc``, ...)."""
+    metrics = {f"{head}/auc": float(scores["auc"])}
+    for efficiency in SIGNAL_EFFICIENCIES:
+        metrics[f"{head}/rejection_at_{efficiency:g}"] = float(scores[f"rejection_{efficiency:g}"])
+    return metrics
+
+
+def jet_head(recipe_path: str | Path) -> str:
+    """The name of the recipe's one jet-classification head (the study's metric prefix)."""
+    recipe = load_recipe(recipe_path)
+    heads = [name for name, head in recipe.model.heads.items() if head.type == "jet_classification"]
+    if len(heads) != 1:
+        raise SystemExit(
+            f"{recipe_path}: model.heads: expected one jet_classification head, found {heads}"
+        )
+    return heads[0]
+
+
+def run_points(args: argparse.Namespace, settings: Settings) -> list[dict[str, Any]]:
+    """Train and score every model at every (N, seed); returns one record per run."""
+    head = jet_head(args.recipe)
+    records = []
+    for size in args.sizes:
+        for seed in range(args.seeds):
+            data = d1_data(
+                cache=args.cache,
+                train_size=size,
+                batch_size=args.batch_size,
+                seed=seed,
+                recipe=args.recipe,
+                subsample_seed=seed,
+            )
+            print(
+                f"N = {len(data.indices['train'])}, seed {seed}: "
+                f"{len(data.indices['test'])} test jets",
+                flush=True,
+            )
+            results = run_accuracy(
+                args.names,
+                data,
+                epochs=args.epochs,
+                lr=args.lr,
+                settings=settings,
+                seed=seed,
+                part_overrides=args.part_overrides,
+                eval_splits=("test",),
+            )
+            for name, scores in results.items():
+                records.append(
+                    {
+                        "mode": name,
+                        "size": size,
+                        "seed": seed,
+                        "metrics": study_metrics(scores, head),
+                        "scores": scores,
+                    }
+                )
+            if settings.device.startswith("cuda"):
+                torch.cuda.empty_cache()
+    return records
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--recipe", required=True, help="the study's recipe (its data section)")
+    parser.add_argument("--cache", required=True, help="the study's cache folder of these jets")
+    parser.add_argument(
+        "--sizes",
+        type=lambda text: [int(part) for part in text.split(",") if part],
+        required=True,
+        help="labelled training jets N, comma-separated",
+    )
+    parser.add_argument("--seeds", type=int, default=3, help="seeds 0..K-1 per N")
+    parser.add_argument(
+        "--names", nargs="+", default=[REFERENCE], help="models (default: %(default)s)"
+    )
+    parser.add_argument("--epochs", type=int, default=15, help="training epochs")
+    parser.add_argument("--batch-size", type=int, default=128, help="training batch size")
+    parser.add_argument("--lr", type=float, default=1e-3, help="peak learning rate")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    parser.add_argument("--threads", type=int, default=2, help="CPU threads")
+    parser.add_argument(
+        "--part-overrides", type=json.loads, default={}, help="JSON of weaver ParT arguments"
+    )
+    parser.add_argument("--out", type=Path, required=True, help="JSON file to write")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    args = parse_args(argv)
+    if REFERENCE in args.names and not weaver_available():
+        raise SystemExit("weaver-core is not installed: pip install weaver-core")
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: no GPU is visible to PyTorch")
+    if args.out.exists():
+        raise SystemExit(f"{args.out}: exists; choose another --out (nothing is overwritten)")
+    torch.set_num_threads(args.threads)
+    settings = Settings(device=args.device, dtype=args.dtype, threads=args.threads)
+    started = time.perf_counter()
+    records = run_points(args, settings)
+    points = [StudyPoint(r["mode"], r["size"], r["seed"], args.out, r["metrics"]) for r in records]
+    table = summarize(points)
+    print(markdown_table(table))
+    payload = {
+        "request": {
+            key: str(value) if isinstance(value, Path) else value
+            for key, value in vars(args).items()
+        },
+        "protocol": "bench_vs_part.run_accuracy: fixed epochs, no model selection, test split",
+        "device": torch.cuda.get_device_name() if args.device.startswith("cuda") else "cpu",
+        "torch": torch.__version__,
+        "table": table,
+        "runs": records,
+        "seconds": time.perf_counter() - started,
+    }
+    write_json(args.out, payload)
+    print(f"wrote {args.out} ({payload['seconds']:.0f} s)")
+    return payload
+
+
+if __name__ == "__main__":
+    main()
