@@ -31,9 +31,9 @@ from foundation.training.study import StudyPoint, markdown_table, summarize
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_vs_part import REFERENCE, Settings, run_accuracy  # noqa: E402
-from d1_accuracy import SIGNAL_EFFICIENCIES, d1_data  # noqa: E402
-from weaver_part import weaver_available  # noqa: E402
+from bench_vs_part import REFERENCE, Settings, run_accuracy
+from d1_accuracy import SIGNAL_EFFICIENCIES, d1_data
+from weaver_part import weaver_available
 
 
 def study_metrics(scores: dict[str, Any], head: str) -> dict[str, float]:
