@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_vs_part import REFERENCE, Settings, run_accuracy
 from d1_accuracy import SIGNAL_EFFICIENCIES, d1_data
 from weaver_part import weaver_available
+
+POINT_LINE = re.compile(r"^N = (?P<size>\d+), seed (?P<seed>\d+):")
+RUN_LINE = re.compile(
+    r"^  (?P<name>[\w.-]+): AUC (?P<auc>[\d.]+), 1/εB\(0\.3\) (?P<rejection>[\d.]+|inf) "
+)
 
 
 def study_metrics(scores: dict[str, Any], head: str) -> dict[str, float]:
@@ -55,8 +61,13 @@ def jet_head(recipe_path: str | Path) -> str:
     return heads[0]
 
 
-def run_points(args: argparse.Namespace, settings: Settings) -> list[dict[str, Any]]:
-    """Train and score every model at every (N, seed); returns one record per run."""
+def run_points(
+    args: argparse.Namespace, settings: Settings, save: Callable[[list[dict[str, Any]]], None]
+) -> list[dict[str, Any]]:
+    """Train and score every model at every (N, seed); returns one record per run.
+
+    ``save(records)`` is called after every (N, seed), so a run cut short keeps what finished.
+    """
     head = jet_head(args.recipe)
     records = []
     for size in args.sizes:
@@ -94,6 +105,7 @@ def run_points(args: argparse.Namespace, settings: Settings) -> list[dict[str, A
                         "scores": scores,
                     }
                 )
+            save(records)
             if settings.device.startswith("cuda"):
                 torch.cuda.empty_cache()
     return records
@@ -102,11 +114,10 @@ def run_points(args: argparse.Namespace, settings: Settings) -> list[dict[str, A
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--recipe", required=True, help="the study's recipe (its data section)")
-    parser.add_argument("--cache", required=True, help="the study's cache folder of these jets")
+    parser.add_argument("--cache", help="the study's cache folder of these jets")
     parser.add_argument(
         "--sizes",
         type=lambda text: [int(part) for part in text.split(",") if part],
-        required=True,
         help="labelled training jets N, comma-separated",
     )
     parser.add_argument("--seeds", type=int, default=3, help="seeds 0..K-1 per N")
@@ -123,36 +134,79 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--part-overrides", type=json.loads, default={}, help="JSON of weaver ParT arguments"
     )
     parser.add_argument("--out", type=Path, required=True, help="JSON file to write")
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--from-logs",
+        nargs="+",
+        type=Path,
+        help="summarise the runs printed in these logs of this script instead of training",
+    )
+    args = parser.parse_args(argv)
+    if not args.from_logs and (not args.cache or not args.sizes):
+        parser.error("--cache and --sizes are required (unless --from-logs)")
+    return args
+
+
+def read_log(path: Path, head: str) -> list[dict[str, Any]]:
+    """The runs printed in a log of this script (``N = ..., seed K`` then one line per model):
+    AUC and 1/εB at εS = 0.3, for a run whose JSON was not written (e.g. stopped at a time
+    limit)."""
+    records: list[dict[str, Any]] = []
+    size = seed = None
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if match := POINT_LINE.match(line):
+            size, seed = int(match["size"]), int(match["seed"])
+        elif match := RUN_LINE.match(line):
+            if size is None:
+                raise SystemExit(f"{path}:{number}: a result before any 'N = ..., seed K' line")
+            metrics = {
+                f"{head}/auc": float(match["auc"]),
+                f"{head}/rejection_at_0.3": float(match["rejection"]),
+            }
+            records.append({"mode": match["name"], "size": size, "seed": seed, "metrics": metrics})
+    if not records:
+        raise SystemExit(f"{path}: no result lines of benchmarks/part_study.py found")
+    return records
+
+
+def payload_of(
+    args: argparse.Namespace, records: list[dict[str, Any]], started: float
+) -> dict[str, Any]:
+    """The JSON written: the request, the study-style summary table and every run."""
+    points = [StudyPoint(r["mode"], r["size"], r["seed"], args.out, r["metrics"]) for r in records]
+    return {
+        "request": json.loads(json.dumps(vars(args), default=str)),
+        "protocol": "bench_vs_part.run_accuracy: fixed epochs, no model selection, test split",
+        "device": torch.cuda.get_device_name() if args.device.startswith("cuda") else "cpu",
+        "torch": torch.__version__,
+        "table": summarize(points),
+        "runs": records,
+        "seconds": time.perf_counter() - started,
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
-    if REFERENCE in args.names and not weaver_available():
-        raise SystemExit("weaver-core is not installed: pip install weaver-core")
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        raise SystemExit("--device cuda: no GPU is visible to PyTorch")
     if args.out.exists():
         raise SystemExit(f"{args.out}: exists; choose another --out (nothing is overwritten)")
-    torch.set_num_threads(args.threads)
-    settings = Settings(device=args.device, dtype=args.dtype, threads=args.threads)
     started = time.perf_counter()
-    records = run_points(args, settings)
-    points = [StudyPoint(r["mode"], r["size"], r["seed"], args.out, r["metrics"]) for r in records]
-    table = summarize(points)
-    print(markdown_table(table))
-    payload = {
-        "request": {
-            key: str(value) if isinstance(value, Path) else value
-            for key, value in vars(args).items()
-        },
-        "protocol": "bench_vs_part.run_accuracy: fixed epochs, no model selection, test split",
-        "device": torch.cuda.get_device_name() if args.device.startswith("cuda") else "cpu",
-        "torch": torch.__version__,
-        "table": table,
-        "runs": records,
-        "seconds": time.perf_counter() - started,
-    }
+    if args.from_logs:
+        head = jet_head(args.recipe)
+        records = [record for log in args.from_logs for record in read_log(log, head)]
+        payload = payload_of(args, records, started) | {"device": None, "from_logs": True}
+    else:
+        if REFERENCE in args.names and not weaver_available():
+            raise SystemExit("weaver-core is not installed: pip install weaver-core")
+        if args.device.startswith("cuda") and not torch.cuda.is_available():
+            raise SystemExit("--device cuda: no GPU is visible to PyTorch")
+        torch.set_num_threads(args.threads)
+        settings = Settings(device=args.device, dtype=args.dtype, threads=args.threads)
+
+        def save(records: list[dict[str, Any]]) -> None:
+            write_json(args.out, payload_of(args, records, started))
+
+        records = run_points(args, settings, save)
+        payload = payload_of(args, records, started)
+    print(markdown_table(payload["table"]))
     write_json(args.out, payload)
     print(f"wrote {args.out} ({payload['seconds']:.0f} s)")
     return payload

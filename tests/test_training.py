@@ -32,6 +32,8 @@ from foundation.training.lora import LoRALinear, lora_parameters
 from foundation.training.normalization import normalization_record
 from foundation.training.optim import WarmupSchedule, parameter_groups
 from foundation.training.recipe import (
+    FinetuneConfig,
+    OptimizerConfig,
     Recipe,
     RecipeError,
     load_recipe,
@@ -470,6 +472,10 @@ def test_cli_refuses_fine_tuning_modes_in_pretrain(
     assert "finetune.lora_rank" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         _cli("finetune", str(path), "--mode", "sideways")
+    for grid in ("scratch", "scratch=", "scratch=fast", "=1e-3"):
+        with pytest.raises(SystemExit):
+            _cli("study", "data-efficiency", str(path), "--sizes", "10", "--lr-grid", grid)
+    assert "MODE=LR,LR" in capsys.readouterr().err
 
 
 def test_data_efficiency_study(cache: Path, pretrained: Path, tmp_path: Path) -> None:
@@ -497,6 +503,54 @@ def test_data_efficiency_study(cache: Path, pretrained: Path, tmp_path: Path) ->
     assert json.loads(result.json.read_text())["request"]["sizes"] == [24, 48]
     again = data_efficiency(recipe, sizes=[24], seeds=1, modes=["frozen"], out=tmp_path / "study")
     assert again.points[0].metrics == result.points[0].metrics  # finished runs are reused
+
+
+def test_study_chooses_each_modes_learning_rate_on_validation(
+    cache: Path, pretrained: Path, tmp_path: Path
+) -> None:
+    from foundation.training.study import data_efficiency, point_recipe, validation_score
+
+    recipe = recipe_from_dict(
+        recipe_data(
+            cache,
+            tmp_path / "top",
+            model={"backbone": None, "pretrained": str(pretrained)},
+            trainer={"max_epochs": 1},
+        )
+    )
+    out = tmp_path / "study"
+    grid = {"scratch": [1e-4, 1e-2]}
+    result = data_efficiency(recipe, [24], 2, ["frozen", "scratch"], out, lr_grid=grid)
+    selection = json.loads(result.json.read_text())["lr_selection"]["scratch"]["24"]
+    losses = {
+        lr: validation_score(point_recipe(recipe, "scratch", 24, 0, out, lr)) for lr in (1e-4, 1e-2)
+    }
+    assert selection["scores"] == {f"{lr:g}": value for lr, value in losses.items()}
+    assert selection["chosen"] == min(losses, key=losses.get)
+    chosen = f"lr{selection['chosen']:g}"
+    scratch = [p for p in result.points if p.mode == "scratch"]
+    assert [p.folder.parent.name for p in scratch] == [chosen, chosen]
+    assert [p.folder.name for p in scratch] == ["seed0", "seed1"]
+    frozen = [p for p in result.points if p.mode == "frozen"]
+    assert {p.folder.parent.name for p in frozen} == {"n24"}  # no grid: the recipe's rate
+    assert "Learning rate chosen" in result.markdown.read_text()
+    with pytest.raises(ValueError, match="--lr-grid"):
+        data_efficiency(recipe, [24], 1, ["frozen"], out, lr_grid={"scratch": [1e-3]})
+    with pytest.raises(ValueError, match="positive"):
+        data_efficiency(recipe, [24], 1, ["scratch"], out, lr_grid={"scratch": [0.0]})
+
+
+@pytest.mark.parametrize("mode, head_scale", [("full", 10.0), ("frozen", 10.0), ("scratch", 1.0)])
+def test_scratch_trains_heads_at_the_backbone_rate(
+    pretrained: Path, mode: str, head_scale: float
+) -> None:
+    model = load_pretrained(pretrained, heads=None)
+    model.add_head("top", "jet_classification")
+    finetune = FinetuneConfig(mode=mode, head_lr_multiplier=10.0)
+    groups = parameter_groups(model, finetune, OptimizerConfig(lr=1e-3), include_frozen=True)
+    by_name = {group["name"]: group for group in groups}
+    assert by_name["heads"]["lr"] == pytest.approx(1e-3 * head_scale)
+    assert by_name["backbone"]["lr"] == pytest.approx(1e-3)
 
 
 def test_study_summary_counts_infinite_rejections() -> None:

@@ -20,6 +20,19 @@ def _int_list(text: str) -> list[int]:
     return values
 
 
+def _lr_grid(text: str) -> tuple[str, list[float]]:
+    mode, _, rates = text.partition("=")
+    try:
+        values = [float(item) for item in rates.split(",") if item.strip()]
+    except ValueError:
+        values = []
+    if not mode.strip() or not values:
+        raise argparse.ArgumentTypeError(
+            f"expected MODE=LR,LR,... like scratch=1e-3,3e-3,1e-2, found {text!r}"
+        )
+    return mode.strip(), values
+
+
 def _names(text: str) -> list[str]:
     return [item.strip() for item in text.split(",") if item.strip()]
 
@@ -53,6 +66,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=["frozen", "full", "scratch"],
         help="modes, comma-separated (default frozen,full,scratch)",
     )
+    efficiency.add_argument(
+        "--lr-grid",
+        type=_lr_grid,
+        action="append",
+        default=[],
+        metavar="MODE=LR,LR,...",
+        help="learning rates to choose from for MODE (repeatable): seed 0 of each N is trained "
+        "at each, the best on the validation split (trainer.monitor) is kept for every seed",
+    )
     efficiency.add_argument("--out", type=Path, default=None, help="study folder")
     efficiency.add_argument("--overwrite", action="store_true", help="redo finished runs")
     efficiency.set_defaults(func=run_data_efficiency)
@@ -68,7 +90,15 @@ def run_data_efficiency(args: argparse.Namespace) -> int:
         return 0
     if args.sizes is None:
         raise ValueError("--sizes: give the labelled jet counts, e.g. --sizes 1000,10000")
-    result = data_efficiency(recipe, args.sizes, args.seeds, args.modes, args.out, args.overwrite)
+    result = data_efficiency(
+        recipe,
+        args.sizes,
+        args.seeds,
+        args.modes,
+        args.out,
+        args.overwrite,
+        lr_grid=dict(args.lr_grid),
+    )
     print(result.markdown.read_text(encoding="utf-8"))
     print(
         f"study: {result.markdown}, {result.json}, {len(result.plots)} plot(s) in "

@@ -4,8 +4,8 @@ norms) and the warm-up + cosine / linear / constant learning-rate schedule.
 Layer-wise decay uses :meth:`foundation.models.base.Backbone.layer_groups` (input to output):
 with ``G`` groups, group ``g`` (0-based) trains at ``lr * decay ** (G - g)``, so the top group
 gets ``lr * decay`` and the embedding ``lr * decay ** G``; heads train at
-``lr * head_lr_multiplier``. Backbone parameters that no layer group lists (e.g. adapters) train
-at the top group's rate.
+``lr * head_lr_multiplier`` (at ``lr`` in mode ``scratch``, where nothing is pretrained).
+Backbone parameters that no layer group lists (e.g. adapters) train at the top group's rate.
 """
 
 from __future__ import annotations
@@ -61,7 +61,9 @@ def parameter_groups(
         return include_frozen or parameter.requires_grad
 
     head_params = [(n, p) for n, p in model.heads.named_parameters() if wanted(p)]
-    groups = _split_decay(head_params, lr * finetune.head_lr_multiplier, weight_decay, "heads")
+    # From scratch nothing pretrained is protected: heads and backbone share the rate.
+    head_lr = lr if finetune.mode == "scratch" else lr * finetune.head_lr_multiplier
+    groups = _split_decay(head_params, head_lr, weight_decay, "heads")
     backbone_params = [(n, p) for n, p in model.backbone.named_parameters() if wanted(p)]
     if finetune.mode != "lwld":
         return groups + _split_decay(backbone_params, lr, weight_decay, "backbone")

@@ -170,7 +170,8 @@ class FinetuneConfig:
 
     mode: FinetuneMode = field(default="full", metadata=_help("training mode (see above)"))
     head_lr_multiplier: float = field(
-        default=1.0, metadata=_help("learning rate of the heads = optimizer.lr x this")
+        default=1.0,
+        metadata=_help("learning rate of the heads = optimizer.lr x this (not in mode scratch)"),
     )
     layer_decay: float = field(
         default=0.75,

@@ -2,7 +2,9 @@
 backbone (frozen, fine-tuned) and from scratch, over several seeds.
 
 For every (mode, N, seed) a full run is made in ``<out>/<mode>/n<N>/seed<k>/`` (a finished run
-is reused when the study is run again). Seed ``k`` shifts both the training seed and the seed of
+is reused when the study is run again); a mode with a learning-rate grid trains seed 0 at each
+rate of the grid, keeps the best on the validation split and trains the other seeds at it, in
+``<out>/<mode>/n<N>/lr<rate>/seed<k>/``. Seed ``k`` shifts both the training seed and the seed of
 the stratified label subsample. The test metrics of every run are summarised as mean ± standard
 deviation per (mode, N) in ``study.md`` and ``study.json``, and each metric is plotted against N
 on a log axis (``study_<metric>.png``).
@@ -153,16 +155,65 @@ def _flatten_metrics(value: Any, name: str, out: dict[str, float]) -> None:
 
 
 # ---------------------------------------------------------------------------------- runs
-def point_recipe(recipe: Recipe, mode: str, size: int, seed: int, out: Path) -> Recipe:
-    """The recipe of one study run (for ``gbt``, the recipe whose jets the trees see)."""
-    finetune = {} if mode == BASELINE_MODE else {"finetune": {"mode": mode}}
+def point_recipe(
+    recipe: Recipe, mode: str, size: int, seed: int, out: Path, lr: float | None = None
+) -> Recipe:
+    """The recipe of one study run (for ``gbt``, the recipe whose jets the trees see).
+
+    ``lr`` replaces ``optimizer.lr`` and puts the run in ``<mode>/n<N>/lr<lr>/seed<k>/``
+    (a point of a learning-rate grid); without it the run is ``<mode>/n<N>/seed<k>/``.
+    """
+    changes: dict[str, Any] = {} if mode == BASELINE_MODE else {"finetune": {"mode": mode}}
+    folder = out / mode / f"n{size}"
+    if lr is not None:
+        changes["optimizer"] = {"lr": lr}
+        folder = folder / f"lr{lr:g}"
     return with_changes(
         recipe,
         data={"train_size": size, "subsample_seed": recipe.data.subsample_seed + seed},
         trainer={"seed": recipe.trainer.seed + seed, "progress_bar": False},
-        output={"folder": str(out / mode / f"n{size}" / f"seed{seed}")},
-        **finetune,
+        output={"folder": str(folder / f"seed{seed}")},
+        **changes,
     )
+
+
+def validation_score(recipe: Recipe) -> float:
+    """The finished run's value of ``trainer.monitor`` (e.g. ``val/loss``) for its best model.
+
+    Raises:
+        ValueError: the run's metrics.json has no such value.
+    """
+    paths = RunPaths(recipe.run_folder)
+    split, _, name = recipe.trainer.monitor.partition("/")
+    value = json.loads(paths.metrics.read_text()).get(split, {}).get(name)
+    if value is None:
+        raise ValueError(
+            f"{paths.metrics}: trainer.monitor: expected a value {split}/{name} to choose the "
+            f"learning rate by, found none"
+        )
+    return float(value)
+
+
+def choose_lr(
+    recipe: Recipe, mode: str, size: int, grid: Sequence[float], out: Path, overwrite: bool
+) -> dict[str, Any]:
+    """Train seed 0 of (``mode``, N) at each learning rate of ``grid``; keep the best by the
+    recipe's ``trainer.monitor`` on the validation split (the test split is never looked at).
+
+    Returns:
+        ``{"monitor", "scores": {lr: value}, "chosen": lr}``.
+    """
+    scores = {}
+    for lr in grid:
+        point = point_recipe(recipe, mode, size, 0, out, lr)
+        _run_point(point, overwrite)
+        scores[lr] = validation_score(point)
+    best = min if recipe.trainer.monitor_mode == "min" else max
+    return {
+        "monitor": recipe.trainer.monitor,
+        "scores": scores,
+        "chosen": best(scores, key=scores.get),
+    }
 
 
 def _run_baseline_point(
@@ -257,6 +308,20 @@ def markdown_table(table: dict[str, dict[int, dict[str, dict[str, float]]]]) -> 
     return "\n".join(lines) + "\n"
 
 
+def lr_selection_text(selections: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> str:
+    """The learning rates chosen per mode and N, with the validation score of each (markdown)."""
+    if not selections:
+        return ""
+    lines = ["", "Learning rate chosen per mode and N on seed 0's validation split:", ""]
+    for mode, rows in selections.items():
+        for size, entry in rows.items():
+            scores = ", ".join(f"{lr:g}: {value:.4g}" for lr, value in entry["scores"].items())
+            lines.append(
+                f"- {mode}, N = {size}: lr {entry['chosen']:g} ({entry['monitor']}: {scores})"
+            )
+    return "\n".join(lines) + "\n"
+
+
 def plot_metric(
     table: dict[str, dict[int, dict[str, dict[str, float]]]], metric: str, path: Path
 ) -> Path:
@@ -297,8 +362,15 @@ def data_efficiency(
     modes: Sequence[str] = ("frozen", "full", "scratch"),
     out: str | Path | None = None,
     overwrite: bool = False,
+    lr_grid: Mapping[str, Sequence[float]] | None = None,
 ) -> StudyResult:
     """Run the data-efficiency study of ``recipe`` and write its table and plots.
+
+    Each mode can have its own learning-rate grid: for every N, seed 0 is trained at each
+    learning rate, the one with the best ``trainer.monitor`` on the validation split is kept
+    (:func:`choose_lr`), and the other seeds are trained at it. Modes learn at different rates
+    (a frozen backbone's head, a fine-tuned backbone and fresh weights), so one learning rate for
+    all would favour some of them.
 
     Args:
         recipe: a fine-tuning recipe (``model.pretrained`` set for the pretrained modes).
@@ -307,9 +379,11 @@ def data_efficiency(
         modes: fine-tuning modes to compare (see :data:`STUDY_MODES`).
         out: study folder (default ``<recipe run folder>-data-efficiency``).
         overwrite: redo finished runs (default: reuse them, so a stopped study continues).
+        lr_grid: learning rates (``optimizer.lr``) to choose from, by mode; modes without one
+            train at the recipe's.
 
     Raises:
-        ValueError: unknown modes, no sizes, fewer than one seed.
+        ValueError: unknown modes, no sizes, fewer than one seed, a bad learning-rate grid.
         RecipeError: a mode that needs ``model.pretrained`` without one.
     """
     unknown = [mode for mode in modes if mode not in STUDY_MODES]
@@ -319,6 +393,15 @@ def data_efficiency(
         raise ValueError(f"--sizes: expected positive numbers of jets, found {list(sizes)}")
     if seeds < 1:
         raise ValueError(f"--seeds: expected at least 1, found {seeds}")
+    lr_grid = {mode: [float(lr) for lr in grid] for mode, grid in (lr_grid or {}).items()}
+    for mode, grid in lr_grid.items():
+        if mode not in modes or mode == BASELINE_MODE:
+            raise ValueError(
+                f"--lr-grid: expected a trained mode of --modes ({', '.join(modes)}), "
+                f"found {mode!r}"
+            )
+        if not grid or min(grid) <= 0:
+            raise ValueError(f"--lr-grid {mode}: expected positive learning rates, found {grid}")
     folder = Path(out) if out else Path(f"{recipe.run_folder}-data-efficiency")
     if (folder / "study.json").is_file() and not overwrite:
         existing = json.loads((folder / "study.json").read_text()).get("request", {})
@@ -327,10 +410,16 @@ def data_efficiency(
     folder.mkdir(parents=True, exist_ok=True)
     points = []
     records_cache: dict[Path, Any] = {}  # the trees' jets, read once for every gbt point
+    selections: dict[str, dict[str, dict[str, Any]]] = {}
     for mode in modes:
         for size in sizes:
+            lr = None
+            if mode in lr_grid:
+                selection = choose_lr(recipe, mode, int(size), lr_grid[mode], folder, overwrite)
+                selections.setdefault(mode, {})[str(size)] = selection
+                lr = selection["chosen"]
             for seed in range(seeds):
-                point = point_recipe(recipe, mode, int(size), seed, folder)
+                point = point_recipe(recipe, mode, int(size), seed, folder, lr)
                 if mode == BASELINE_MODE:
                     metrics = _run_baseline_point(point, overwrite, records_cache)
                 else:
@@ -342,6 +431,7 @@ def data_efficiency(
         "sizes": list(sizes),
         "seeds": seeds,
         "modes": list(modes),
+        "lr_grid": lr_grid,
     }
     json_path = folder / "study.json"
     write_json(
@@ -350,6 +440,13 @@ def data_efficiency(
             "request": request,
             "table": {
                 mode: {str(n): row for n, row in rows.items()} for mode, rows in table.items()
+            },
+            "lr_selection": {
+                mode: {
+                    n: {**entry, "scores": {f"{lr:g}": v for lr, v in entry["scores"].items()}}
+                    for n, entry in rows.items()
+                }
+                for mode, rows in selections.items()
             },
             "runs": [
                 {
@@ -367,7 +464,9 @@ def data_efficiency(
     title = (
         f"# Data efficiency: {recipe.name}\n\nTest metrics, mean ± std over {seeds} seed(s).\n\n"
     )
-    markdown.write_text(title + markdown_table(table), encoding="utf-8")
+    markdown.write_text(
+        title + markdown_table(table) + lr_selection_text(selections), encoding="utf-8"
+    )
     metric_names = sorted({m for rows in table.values() for row in rows.values() for m in row})
     plots = [plot_metric(table, m, folder / _plot_name(m)) for m in metric_names]
     return StudyResult(points, table, markdown, json_path, plots)
