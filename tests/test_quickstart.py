@@ -9,7 +9,13 @@ import onnx
 import pytest
 
 from foundation.errors import OutputExistsError
-from foundation.quickstart import DEFAULT_BACKBONE, MARKER, QuickstartConfig, run_quickstart
+from foundation.quickstart import (
+    DEFAULT_BACKBONE,
+    LR_GRID,
+    MARKER,
+    QuickstartConfig,
+    run_quickstart,
+)
 
 
 def test_shipped_backbone_is_registered() -> None:
@@ -30,6 +36,8 @@ def test_quickstart_end_to_end(tmp_path: Path) -> None:
     for row in result.rows:
         assert 0.0 <= row["roc_auc"] <= 1.0
         assert row["test_jets"] > 0 and row["train_jets"] == 30
+        assert row["lr"] in config.lr_grid[row["mode"]]  # chosen on the validation jets
+    assert len(list((out / "study").glob("*/n30/lr*/seed0"))) == sum(map(len, LR_GRID.values()))
     for name in ("roc.png", "model.onnx", "results.md", MARKER):
         assert (out / name).stat().st_size > 0, name
     summary = json.loads((out / MARKER).read_text())

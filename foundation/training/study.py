@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -73,6 +73,9 @@ class StudyResult:
     markdown: Path
     json: Path
     plots: list[Path]
+    lr_selection: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    """``{mode: {N: {"monitor", "scores": {lr: value}, "chosen": lr}}}`` of the learning-rate
+    grids."""
 
 
 def _best_model_and_test_data(run: Path) -> tuple[Model, JetDataModule] | None:
@@ -469,4 +472,4 @@ def data_efficiency(
     )
     metric_names = sorted({m for rows in table.values() for row in rows.values() for m in row})
     plots = [plot_metric(table, m, folder / _plot_name(m)) for m in metric_names]
-    return StudyResult(points, table, markdown, json_path, plots)
+    return StudyResult(points, table, markdown, json_path, plots, selections)
