@@ -278,10 +278,12 @@ class CpuShare:
 
 
 def write_json(path: Path, payload: dict[str, Any]) -> None:
-    """Write atomically (temporary file, then rename)."""
+    """Write atomically (temporary file, then rename); a payload that is not JSON leaves no
+    file behind."""
+    text = json.dumps(payload, indent=2)
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as file:
-        json.dump(payload, file, indent=2)
+        file.write(text)
         temporary = Path(file.name)
     temporary.chmod(0o644)  # NamedTemporaryFile makes it private
     os.replace(temporary, path)
