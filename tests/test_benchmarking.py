@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -25,3 +26,36 @@ def test_write_json_of_a_bad_payload_leaves_no_file(tmp_path: Path) -> None:
         write_json(path, {"folder": tmp_path})
     assert json.loads(path.read_text()) == {"kept": True}  # the old file is intact
     assert [p.name for p in tmp_path.iterdir()] == ["run.json"]  # and no temporary file
+
+
+def test_part_study_reads_the_runs_of_a_log_cut_short(tmp_path: Path) -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import part_study
+
+    log = tmp_path / "part_d1.log"
+    log.write_text(
+        "N = 1000, seed 0: 1635 test jets\n"
+        "  weaver-part: AUC 0.9597, 1/εB(0.3) 44.7 on 1635 held-out jets; trained in 20 s\n"
+        "  jetformer-tiny: AUC 0.9814, 1/εB(0.3) 161.0 on 1635 held-out jets; trained in 9 s\n"
+        "N = 1000, seed 1: 1635 test jets\n"
+        "  weaver-part: AUC 0.9827, 1/εB(0.3) inf on 1635 held-out jets; trained in 12 s\n"
+        "N = 1000, seed 2: 1635 test jets\n",  # stopped here
+        encoding="utf-8",
+    )
+    records = part_study.read_log(log, "top")
+    assert [(r["mode"], r["size"], r["seed"]) for r in records] == [
+        ("weaver-part", 1000, 0),
+        ("jetformer-tiny", 1000, 0),
+        ("weaver-part", 1000, 1),
+    ]
+    assert records[2]["metrics"] == {"top/auc": 0.9827, "top/rejection_at_0.3": float("inf")}
+    out = tmp_path / "part_d1.json"
+    recipe = Path(__file__).resolve().parents[1] / "recipes" / "top_tagging.yaml"
+    part_study.main(["--recipe", str(recipe), "--from-logs", str(log), "--out", str(out)])
+    table = json.loads(out.read_text())["table"]
+    assert table["weaver-part"]["1000"]["top/auc"]["n"] == 2
+    assert table["weaver-part"]["1000"]["top/rejection_at_0.3"]["infinite"] == 1
+    empty = tmp_path / "empty.log"
+    empty.write_text("nothing here\n", encoding="utf-8")
+    with pytest.raises(SystemExit, match="no result lines"):
+        part_study.read_log(empty, "top")
