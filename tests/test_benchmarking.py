@@ -59,3 +59,25 @@ def test_part_study_reads_the_runs_of_a_log_cut_short(tmp_path: Path) -> None:
     empty.write_text("nothing here\n", encoding="utf-8")
     with pytest.raises(SystemExit, match="no result lines"):
         part_study.read_log(empty, "top")
+
+
+def test_study_and_part_tables_merge_into_one_plot(tmp_path: Path) -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import plot_study_with_part
+
+    entry = {"mean": 0.9, "std": 0.01, "n": 3, "infinite": 0}
+    study = {"table": {"full": {"1000": {"top/auc": entry}}, "scratch": {"1000": {}}}}
+    part = {"table": {"weaver-part": {"1000": {"top/auc": entry}, "5000": {"top/auc": entry}}}}
+    table = plot_study_with_part.merged_table(study, part)
+    assert table["ParT (weaver), from scratch*"] == {
+        1000: {"top/auc": entry},
+        5000: {"top/auc": entry},
+    }
+    assert set(table) == {"pretrained, fine-tuned", "from scratch", "ParT (weaver), from scratch*"}
+    (tmp_path / "study.json").write_text(json.dumps(study))
+    (tmp_path / "part.json").write_text(json.dumps(part))
+    argv = ["--study", str(tmp_path / "study.json"), "--part", str(tmp_path / "part.json")]
+    out = plot_study_with_part.main(
+        [*argv, "--metric", "top/auc", "--out", str(tmp_path / "a.png")]
+    )
+    assert out.stat().st_size > 0
