@@ -21,7 +21,7 @@ from typing import Any
 
 from foundation.errors import OutputExistsError
 
-DEFAULT_BACKBONE = "jetformer-tiny.sim20k"
+DEFAULT_BACKBONE = "jetformer-tiny.sim300k"
 """The shipped checkpoint the quickstart fine-tunes (see ``foundation hub list``)."""
 MODES: tuple[str, ...] = ("frozen", "full", "scratch")
 LR_GRID: dict[str, tuple[float, ...]] = {
