@@ -176,7 +176,11 @@ def payload_of(
     return {
         "request": json.loads(json.dumps(vars(args), default=str)),
         "protocol": "bench_vs_part.run_accuracy: fixed epochs, no model selection, test split",
-        "device": torch.cuda.get_device_name() if args.device.startswith("cuda") else "cpu",
+        "device": None
+        if args.from_logs
+        else torch.cuda.get_device_name()
+        if args.device.startswith("cuda")
+        else "cpu",
         "torch": torch.__version__,
         "table": summarize(points),
         "runs": records,
@@ -192,7 +196,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     if args.from_logs:
         head = jet_head(args.recipe)
         records = [record for log in args.from_logs for record in read_log(log, head)]
-        payload = payload_of(args, records, started) | {"device": None, "from_logs": True}
+        payload = payload_of(args, records, started)
     else:
         if REFERENCE in args.names and not weaver_available():
             raise SystemExit("weaver-core is not installed: pip install weaver-core")

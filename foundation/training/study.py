@@ -209,7 +209,7 @@ def choose_lr(
     scores = {}
     for lr in grid:
         point = point_recipe(recipe, mode, size, 0, out, lr)
-        _run_point(point, overwrite)
+        _train_point(point, overwrite)  # no test-split scoring: only the chosen rate's runs
         scores[lr] = validation_score(point)
     best = min if recipe.trainer.monitor_mode == "min" else max
     return {
@@ -241,7 +241,8 @@ def _run_baseline_point(
     return {key: float(value) for key, value in stored["test"].items() if value is not None}
 
 
-def _run_point(recipe: Recipe, overwrite: bool) -> dict[str, float]:
+def _train_point(recipe: Recipe, overwrite: bool) -> RunPaths:
+    """Train the run unless a finished run of the same recipe is there (or ``overwrite``)."""
     from foundation.training.recipe import load_recipe
     from foundation.training.run import train
 
@@ -250,6 +251,11 @@ def _run_point(recipe: Recipe, overwrite: bool) -> dict[str, float]:
         raise OutputExistsError(paths.root, "a finished run of another recipe")
     if overwrite or not paths.metrics.is_file():
         train(recipe, overwrite=True, show_progress=False)
+    return paths
+
+
+def _run_point(recipe: Recipe, overwrite: bool) -> dict[str, float]:
+    paths = _train_point(recipe, overwrite)
     test = json.loads(paths.metrics.read_text()).get("test", {})
     metrics = {key: float(value) for key, value in test.items() if value is not None}
     # The exact test-split metrics replace the training engine's batch-averaged ones.
@@ -426,7 +432,8 @@ def data_efficiency(
                 if mode == BASELINE_MODE:
                     metrics = _run_baseline_point(point, overwrite, records_cache)
                 else:
-                    metrics = _run_point(point, overwrite)
+                    # Seed 0 at the chosen rate was (re)trained by choose_lr already.
+                    metrics = _run_point(point, overwrite and not (lr is not None and seed == 0))
                 points.append(StudyPoint(mode, int(size), seed, point.run_folder, metrics))
     table = summarize(points)
     request = {
