@@ -10,7 +10,7 @@ from torch import nn
 
 from foundation.data.batch import JetBatch
 from foundation.data.loading import same_vertex_targets
-from foundation.data.pairs import pair_features
+from foundation.data.pairs import features_of_pairs
 from foundation.models.base import Features
 from heads.base import Head
 from heads.layers import binary_auc, masked_mean, mlp
@@ -92,13 +92,44 @@ class PairClassificationHead(Head):
     def forward(self, features: Features, batch: JetBatch) -> dict[str, torch.Tensor]:
         particles = features.particles
         pair_mask = features.mask.unsqueeze(2) & features.mask.unsqueeze(1)
-        embedding = self.sum_proj(particles.unsqueeze(2) + particles.unsqueeze(1))
-        embedding = embedding + self.product_proj(particles.unsqueeze(2) * particles.unsqueeze(1))
-        if self.pair_proj is not None:
-            embedding = embedding + self.pair_proj(pair_features(batch.vectors, features.mask))
-        logits = torch.where(pair_mask, self.net(embedding).squeeze(-1), 0.0)
+        # sum_proj(h_i + h_j) == W h_i + W h_j + b: one projection per particle, not per pair.
+        projected = F.linear(particles, self.sum_proj.weight)
+        bias = self.sum_proj.bias
+        if torch.onnx.is_in_onnx_export():
+            # One static graph over all N x N slots for the exported model.
+            scores = self._scores(
+                projected.unsqueeze(2) + projected.unsqueeze(1) + bias,
+                particles.unsqueeze(2) * particles.unsqueeze(1),
+                batch.vectors.unsqueeze(2),
+                batch.vectors.unsqueeze(1),
+            )
+        else:
+            # Only the pairs of real particles (a fraction of the padded slots).
+            jet, first, second = pair_mask.nonzero(as_tuple=True)
+            values = self._scores(
+                projected[jet, first] + projected[jet, second] + bias,
+                particles[jet, first] * particles[jet, second],
+                batch.vectors[jet, first],
+                batch.vectors[jet, second],
+            )
+            scores = values.new_zeros(pair_mask.shape).index_put((jet, first, second), values)
+        logits = torch.where(pair_mask, scores, 0.0)
         probabilities = torch.where(pair_mask, torch.sigmoid(logits), 0.0)
         return {"logits": logits, "probabilities": probabilities}
+
+    def _scores(
+        self,
+        summed: torch.Tensor,
+        product: torch.Tensor,
+        first_vectors: torch.Tensor,
+        second_vectors: torch.Tensor,
+    ) -> torch.Tensor:
+        """Logits of pairs from ``sum_proj(h_i + h_j)`` ``[..., W]``, ``h_i * h_j`` ``[..., D]``
+        and the two 4-vectors ``[..., 4]``; returns ``[...]``."""
+        embedding = summed + self.product_proj(product)
+        if self.pair_proj is not None:
+            embedding = embedding + self.pair_proj(features_of_pairs(first_vectors, second_vectors))
+        return self.net(embedding).squeeze(-1)
 
     def pair_targets(self, batch: JetBatch) -> torch.Tensor:
         """The target ``[B, N, N]`` (int64) with -1 on padding pairs and the diagonal.

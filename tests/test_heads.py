@@ -162,6 +162,23 @@ def test_pair_scores_are_symmetric():
     torch.testing.assert_close(logits, logits.transpose(1, 2))
 
 
+@pytest.mark.parametrize("scatter", [False, True])
+def test_pair_scores_over_real_pairs_equal_the_exported_dense_graph(monkeypatch, scatter):
+    """Training scores only the pairs of real particles; the ONNX export scores all N x N
+    slots: same logits, and zero on padding either way."""
+    model = build("pfn-tiny", "vertex_pairs").eval()
+    batch = make_batch((0, 1, 3, 7), num_particles=9, scatter=scatter)
+    with torch.no_grad():
+        sparse = model(batch)["vertex_pairs"]
+        monkeypatch.setattr(torch.onnx, "is_in_onnx_export", lambda: True)
+        dense = model(batch)["vertex_pairs"]
+    pair_mask = batch.mask.unsqueeze(2) & batch.mask.unsqueeze(1)
+    for name in ("logits", "probabilities"):
+        torch.testing.assert_close(sparse[name], dense[name], atol=1e-5, rtol=1e-5)
+        assert (sparse[name][~pair_mask] == 0).all()
+    assert sparse["logits"][pair_mask].abs().min() > 0
+
+
 def test_same_vertex_targets():
     vertex = torch.tensor([[0, 0, 1, -1, 5]])
     mask = torch.tensor([[True, True, True, True, False]])
