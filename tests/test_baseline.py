@@ -189,5 +189,67 @@ def test_study_gbt_mode_uses_the_recipes_jets_and_splits(tmp_path: Path) -> None
     again = data_efficiency(recipe, sizes=[120], seeds=1, modes=["gbt"], out=tmp_path / "s")
     assert again.points[0].metrics == result.points[0].metrics  # kept, not retrained
     regression = dataclasses.replace(recipe, model=dataclasses.replace(recipe.model, heads={}))
-    with pytest.raises(ValueError, match="needs a jet_classification head"):
+    with pytest.raises(ValueError, match=r"needs a jet_classification head .* or a jet_regression"):
         gbt_on_recipe(regression)
+
+
+def _calibrated(n: int, seed: int) -> JetRecords:
+    """Random jets whose particle-level pT departs from the detector-level one by a factor set
+    by the multiplicity (so trees on substructure can correct it)."""
+    records = random_records(n, mean_particles=6, seed=seed, truth=True, label_names=TOP_LABELS)
+    spread = (records.counts - records.counts.mean()) / records.counts.std()
+    truth_pt = records.jets["jet_pt"] * np.exp(0.1 * spread)
+    return dataclasses.replace(
+        records, truth={**records.truth, "jet_truth_pt": truth_pt.astype(np.float32)}
+    )
+
+
+def test_study_gbt_mode_regresses_the_recipes_targets(tmp_path: Path) -> None:
+    from foundation.baselines.on_recipe import regression_target
+    from foundation.training.recipe import recipe_from_dict
+    from foundation.training.study import data_efficiency
+    from foundation.training.targets import JET_TARGETS
+
+    records = [_calibrated(300, seed) for seed in (7, 8)]
+    files = [write_jetclass_root(r, tmp_path / f"{i}.root") for i, r in enumerate(records)]
+    recipe = recipe_from_dict(
+        {
+            "name": "gbt-regression-test",
+            "data": {
+                "files": [str(path) for path in files],
+                "cache": str(tmp_path / "cache"),
+                "features": "kin",
+                "max_particles": 16,
+                "split": {"train": 0.6, "val": 0.1, "test": 0.3, "seed": 0},
+            },
+            "model": {
+                "backbone": "pfn-tiny",
+                "heads": {
+                    "calibration": {
+                        "type": "jet_regression",
+                        "kwargs": {"targets": ["log_pt_ratio", "log_mass_ratio"]},
+                    }
+                },
+            },
+            "output": {"folder": str(tmp_path / "run")},
+        }
+    )
+    result = data_efficiency(recipe, sizes=[300], seeds=1, modes=["gbt"], out=tmp_path / "s")
+    metrics = result.points[0].metrics
+    pt = "calibration/log_pt_ratio"
+    # the detector-level jet is off by ~10 % (σ68 of its response); the trees correct it
+    assert metrics[f"{pt}/reference/sigma68"] > 0.07
+    assert metrics[f"{pt}/model/sigma68"] < 0.5 * metrics[f"{pt}/reference/sigma68"]
+    assert metrics[f"{pt}/model/median_response"] == pytest.approx(1.0, abs=0.03)
+    assert "calibration/log_mass_ratio/model/sigma68" in metrics
+    assert result.table["gbt"][300][f"{pt}/model/sigma68"]["n"] == 1
+    # the target is the one the training computes from the raw jet inputs
+    jets = records[0]
+    raw = np.log(jets.jets["jet_pt"]).astype(np.float32).reshape(-1, 1)
+    trained_on = JET_TARGETS["log_pt_ratio"][2](
+        {"jet_truth_pt": jets.truth["jet_truth_pt"], "raw_jet": raw}, ["jet_pt_log"]
+    )
+    np.testing.assert_allclose(regression_target(jets, "log_pt_ratio"), trained_on, atol=1e-5)
+    no_truth = dataclasses.replace(jets, truth={})
+    with pytest.raises(DataError, match="jet_truth_pt"):
+        regression_target(no_truth, "log_pt_ratio")

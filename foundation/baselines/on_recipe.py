@@ -4,6 +4,11 @@ This is the ``gbt`` mode of the data-efficiency study: the trees see exactly the
 training jets a fine-tuning run of the same recipe sees (``data.train_size`` and
 ``data.subsample_seed`` applied to the same event-level split) and are scored on the same test
 jets, with the same metric names, so their row sits in the study's table and plots.
+
+Binary jet classification: the trees' signal probability. Jet regression (D3): one regressor
+per target of the recipe's head (e.g. ``log_pt_ratio``, computed from the truth and the
+detector-level jet as the training computes it), scored by the model's evaluation (median
+response, σ68, IQR/2 of the corrected jet).
 """
 
 from __future__ import annotations
@@ -13,13 +18,17 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from sklearn.ensemble import HistGradientBoostingRegressor
 
 from foundation.baselines.gbt import BaselineConfig, fit_baseline, predict_baseline
+from foundation.baselines.substructure import substructure_matrix
 from foundation.data.cache import open_arrays
 from foundation.data.readers import read_jets
 from foundation.data.records import JetRecords
 from foundation.errors import DataError
+from foundation.evaluation.evaluate import evaluate_predictions, flatten_metrics
 from foundation.evaluation.metrics import DEFAULT_EFFICIENCIES, binary_metrics, rejection_key
+from foundation.evaluation.predict import RATIO_TARGETS, HeadPredictions
 from foundation.training.datamodule import JetDataModule
 from foundation.training.recipe import Recipe
 
@@ -31,6 +40,23 @@ def binary_jet_heads(recipe: Recipe) -> list[str]:
         for name, head in recipe.model.heads.items()
         if head.type == "jet_classification" and head.kwargs.get("target", "label") == "label"
     ]
+
+
+TRUTH_TARGETS = ("jet_truth_pt", "jet_truth_mass")
+"""Particle-level jet quantities the trees can regress directly (besides :data:`RATIO_TARGETS`)."""
+
+
+def regression_jet_heads(recipe: Recipe) -> dict[str, tuple[str, ...]]:
+    """The recipe's jet-regression heads whose targets the trees can fit: name -> targets."""
+    heads = {}
+    for name, head in recipe.model.heads.items():
+        if head.type != "jet_regression":
+            continue
+        targets = head.kwargs.get("targets", TRUTH_TARGETS)
+        targets = (targets,) if isinstance(targets, str) else tuple(targets)
+        if all(target in RATIO_TARGETS or target in TRUTH_TARGETS for target in targets):
+            heads[name] = targets
+    return heads
 
 
 def _cache_records(data: JetDataModule, known: dict[Path, JetRecords] | None) -> JetRecords:
@@ -79,14 +105,17 @@ def gbt_on_recipe(
         DataError: the cache no longer matches its source files.
     """
     heads = binary_jet_heads(recipe)
-    if not heads:
+    regression = regression_jet_heads(recipe)
+    if not heads and not regression:
         raise ValueError(
             f"recipe {recipe.name}: the gbt baseline needs a jet_classification head on the "
-            f"jet label; heads: {', '.join(recipe.model.heads)}"
+            f"jet label or a jet_regression head on "
+            f"{', '.join([*RATIO_TARGETS, *TRUTH_TARGETS])}; heads: "
+            f"{', '.join(recipe.model.heads)}"
         )
     data = JetDataModule(recipe.data, seed=recipe.trainer.seed, show_progress=False)
     summary = data.prepare()
-    if len(summary.label_names) != 2:
+    if heads and len(summary.label_names) != 2:
         raise ValueError(
             f"recipe {recipe.name}: the gbt baseline scores binary classification, found "
             f"classes {list(summary.label_names)} (set data.classes to two of them)"
@@ -101,11 +130,108 @@ def gbt_on_recipe(
             label_names=tuple(summary.label_names),
         )
 
-    config = BaselineConfig(task="classification", seed=recipe.trainer.seed)
-    estimator = fit_baseline(split("train"), config)
-    test = split("test")
-    scores = predict_baseline(estimator, test, config)[:, 1]
-    scored = binary_metrics(scores, test.labels, efficiencies=efficiencies, n_bootstrap=0)
-    names = ["auc", *(rejection_key(efficiency) for efficiency in efficiencies)]
-    metrics = {name: scored[name] for name in names}
-    return {f"{head}/{name}": value for head in heads for name, value in metrics.items()}
+    train, test = split("train"), split("test")
+    result: dict[str, float] = {}
+    if heads:
+        config = BaselineConfig(task="classification", seed=recipe.trainer.seed)
+        estimator = fit_baseline(train, config)
+        scores = predict_baseline(estimator, test, config)[:, 1]
+        scored = binary_metrics(scores, test.labels, efficiencies=efficiencies, n_bootstrap=0)
+        names = ["auc", *(rejection_key(efficiency) for efficiency in efficiencies)]
+        result.update({f"{head}/{name}": scored[name] for head in heads for name in names})
+    for head, targets in regression.items():
+        prediction = regression_predictions(head, targets, train, test, recipe.trainer.seed)
+        report = evaluate_predictions({head: prediction}, None, n_bootstrap=0)
+        flatten_metrics(report[head]["metrics"], head, result)
+    return result
+
+
+def jet_quantities(records: JetRecords) -> dict[str, np.ndarray]:
+    """Detector-level ``reco_pt``, ``reco_mass`` and particle-level ``truth_pt``,
+    ``truth_mass`` (where the records carry them) of each jet, in GeV.
+
+    Shapes:
+        - each value: ``[n_jets]``
+    """
+    reco = substructure_matrix(records, ("jet_pt", "mass"))
+    quantities = {"reco_pt": reco[:, 0], "reco_mass": reco[:, 1]}
+    for quantity in ("pt", "mass"):
+        if f"jet_truth_{quantity}" in records.truth:
+            truth = np.asarray(records.truth[f"jet_truth_{quantity}"], dtype=np.float64)
+            quantities[f"truth_{quantity}"] = truth
+    return quantities
+
+
+def regression_target(records: JetRecords, target: str) -> np.ndarray:
+    """The value of a regression target for each jet, as the training computes it: particle-level
+    truth (``jet_truth_*``) or (the log of) truth over the detector-level jet quantity, NaN
+    where undefined (no positive truth or reco).
+
+    Raises:
+        DataError: the records lack the particle-level truth.
+
+    Shapes:
+        - output: ``[n_jets]`` float64
+    """
+    quantity, log = RATIO_TARGETS.get(target, (target.removeprefix("jet_truth_"), None))
+    quantities = jet_quantities(records)
+    if f"truth_{quantity}" not in quantities:
+        raise DataError(
+            ", ".join(records.sources) or "records",
+            f"jet_truth_{quantity}",
+            f"particle-level truth for the regression target {target}",
+            f"no such field (truth fields: {sorted(records.truth) or 'none'})",
+            hint="use simulated files, which carry jet_truth_* branches",
+        )
+    truth = quantities[f"truth_{quantity}"]
+    if log is None:
+        return truth
+    reco = quantities[f"reco_{quantity}"]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where((reco > 0) & (truth > 0), truth / reco, np.nan)
+    return np.log(ratio) if log else ratio
+
+
+def regression_predictions(
+    head: str, targets: Sequence[str], train: JetRecords, test: JetRecords, seed: int
+) -> HeadPredictions:
+    """Fit one regressor per target on the substructure of ``train``; predict ``test``.
+
+    Returns:
+        The test predictions in the form of a model's ``jet_regression`` head named ``head``
+        (``predicted``/``true`` ``[M, T]``, reco and truth pT and mass ``[M]``), so the same
+        evaluation scores them.
+
+    Raises:
+        DataError: the records lack particle-level truth, or a target has fewer than 2 finite
+            training values.
+    """
+    config = BaselineConfig(task="regression", target="jet_truth_pt", seed=seed)
+    train_inputs = substructure_matrix(train, config.features)
+    test_inputs = substructure_matrix(test, config.features)
+    predicted, true = [], []
+    for target in targets:
+        values = regression_target(train, target)
+        keep = np.isfinite(values)
+        if keep.sum() < 2:
+            raise DataError(
+                ", ".join(train.sources) or "records",
+                target,
+                "at least 2 training jets with a finite target",
+                f"{int(keep.sum())} jets",
+            )
+        estimator = HistGradientBoostingRegressor(
+            max_iter=config.max_iter,
+            learning_rate=config.learning_rate,
+            max_leaf_nodes=config.max_leaf_nodes,
+            early_stopping=config.early_stopping,
+            random_state=config.seed,
+        ).fit(train_inputs[keep], values[keep])
+        predicted.append(estimator.predict(test_inputs))
+        true.append(regression_target(test, target))
+    arrays = {
+        "predicted": np.stack(predicted, axis=1),
+        "true": np.stack(true, axis=1),
+        **jet_quantities(test),
+    }
+    return HeadPredictions(head, "jet_regression", "jet", tuple(targets), arrays, test.n_jets)

@@ -258,6 +258,17 @@ def _jet_classification(
     return metrics, figures
 
 
+def flatten_metrics(value: Any, name: str, out: dict[str, float]) -> None:
+    """Add every scalar of a nested metrics dict to ``out`` as ``<name>/<key>/...``; counts
+    (``n``, ``n_*``), strings and binned series are left out."""
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if key != "n" and not str(key).startswith("n_"):
+                flatten_metrics(item, f"{name}/{key}", out)
+    elif isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool):
+        out[name] = float(value)
+
+
 def _error_summary(predicted: np.ndarray, true: np.ndarray) -> dict[str, float]:
     error = predicted - true
     error = error[np.isfinite(error)]

@@ -131,7 +131,7 @@ def evaluation_metrics(run: Path) -> dict[str, float]:
     particle classification: accuracy, AUC and per-class efficiency, purity and AUC; pair
     classification: pair AUC and vertex finding; masked particles: MSE.
     """
-    from foundation.evaluation.evaluate import evaluate_predictions
+    from foundation.evaluation.evaluate import evaluate_predictions, flatten_metrics
     from foundation.evaluation.predict import predict
 
     loaded = _best_model_and_test_data(run)
@@ -144,17 +144,8 @@ def evaluation_metrics(run: Path) -> dict[str, float]:
     )
     metrics: dict[str, float] = {}
     for head, entry in report.items():
-        _flatten_metrics(entry["metrics"], head, metrics)
+        flatten_metrics(entry["metrics"], head, metrics)
     return metrics
-
-
-def _flatten_metrics(value: Any, name: str, out: dict[str, float]) -> None:
-    if isinstance(value, Mapping):
-        for key, item in value.items():
-            if key != "n" and not str(key).startswith("n_"):
-                _flatten_metrics(item, f"{name}/{key}", out)
-    elif isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool):
-        out[name] = float(value)
 
 
 # ---------------------------------------------------------------------------------- runs
