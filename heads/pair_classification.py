@@ -104,8 +104,10 @@ class PairClassificationHead(Head):
                 batch.vectors.unsqueeze(1),
             )
         else:
-            # Only the pairs of real particles (a fraction of the padded slots).
-            jet, first, second = pair_mask.nonzero(as_tuple=True)
+            # Only the pairs i <= j of real particles (a fraction of the padded slots), mirrored:
+            # the score is symmetric, so (j, i) is (i, j).
+            upper = torch.ones(pair_mask.shape[1:], dtype=torch.bool, device=pair_mask.device)
+            jet, first, second = (pair_mask & upper.triu()).nonzero(as_tuple=True)
             values = self._scores(
                 projected[jet, first] + projected[jet, second] + bias,
                 particles[jet, first] * particles[jet, second],
@@ -113,6 +115,7 @@ class PairClassificationHead(Head):
                 batch.vectors[jet, second],
             )
             scores = values.new_zeros(pair_mask.shape).index_put((jet, first, second), values)
+            scores = scores + scores.transpose(1, 2).tril(-1)
         logits = torch.where(pair_mask, scores, 0.0)
         probabilities = torch.where(pair_mask, torch.sigmoid(logits), 0.0)
         return {"logits": logits, "probabilities": probabilities}
