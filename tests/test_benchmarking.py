@@ -81,3 +81,16 @@ def test_study_and_part_tables_merge_into_one_plot(tmp_path: Path) -> None:
         [*argv, "--metric", "top/auc", "--out", str(tmp_path / "a.png")]
     )
     assert out.stat().st_size > 0
+
+
+def test_pair_head_harness_times_both_graphs_on_the_same_scores(tmp_path: Path) -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import bench_pair_head
+
+    out = tmp_path / "pair.json"
+    argv = ["--batch-size", "3", "--slots", "12", "--mean-particles", "6", "--width", "8"]
+    result = bench_pair_head.main([*argv, "--budget", "0", "--out", str(out)])
+    assert result["max_abs_logit_difference"] < 1e-5
+    assert result["steps"] >= 3
+    assert 0 < result["pairs_of_real_particles_fraction"] < 1
+    assert json.loads(out.read_text())["speedup"] == result["speedup"]
