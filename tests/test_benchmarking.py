@@ -94,3 +94,31 @@ def test_pair_head_harness_times_both_graphs_on_the_same_scores(tmp_path: Path) 
     assert result["steps"] >= 3
     assert 0 < result["pairs_of_real_particles_fraction"] < 1
     assert json.loads(out.read_text())["speedup"] == result["speedup"]
+
+
+def test_suite_plot_has_a_panel_per_task_with_part_and_reference(tmp_path: Path) -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import plot_suite
+
+    def entry(mean: float) -> dict[str, float]:
+        return {"mean": mean, "std": 0.01, "n": 3, "infinite": 0}
+
+    d1 = {"table": {"full": {"1000": {"top/auc": entry(0.99)}}}}
+    d3_row = {"pt/model/sigma68": entry(0.05), "pt/reference/sigma68": entry(0.08)}
+    d3 = {"table": {"full": {"1000": d3_row}, "scratch": {"1000": d3_row}}}
+    part = {"table": {"weaver-part": {"1000": {"top/auc": entry(0.97)}}}}
+    for name, payload in (("d1", d1), ("d3", d3), ("part", part)):
+        (tmp_path / f"{name}.json").write_text(json.dumps(payload))
+    merged = plot_suite.merged_table(d3, {"table": {}})
+    assert plot_suite.reference_level(merged, "pt/reference/sigma68") == pytest.approx(0.08)
+    assert plot_suite.reference_level(merged, "pt/nothing") is None
+    argv = [
+        *("--panel", "D1", str(tmp_path / "d1.json"), "top/auc"),
+        *("--part", "D1", str(tmp_path / "part.json")),
+        *("--panel", "D3", str(tmp_path / "d3.json"), "pt/model/sigma68"),
+        *("--reference", "D3", "pt/reference/sigma68"),
+    ]
+    out = plot_suite.main([*argv, "--out", str(tmp_path / "suite.png")])
+    assert out.stat().st_size > 0
+    with pytest.raises(SystemExit):
+        plot_suite.main([*argv, "--part", "D9", str(tmp_path / "part.json"), "--out", "x.png"])

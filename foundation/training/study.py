@@ -322,16 +322,11 @@ def lr_selection_text(selections: Mapping[str, Mapping[str, Mapping[str, Any]]])
     return "\n".join(lines) + "\n"
 
 
-def plot_metric(
-    table: dict[str, dict[int, dict[str, dict[str, float]]]], metric: str, path: Path
-) -> Path:
-    """``metric`` (mean ± std) against N on a log axis, one line per mode."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axis = plt.subplots(figsize=(5.5, 4), dpi=100)
+def draw_metric(
+    axis: Any, table: dict[str, dict[int, dict[str, dict[str, float]]]], metric: str
+) -> None:
+    """Draw ``metric`` (mean ± std) against N on a log axis, one line per mode, on ``axis``
+    (a matplotlib Axes)."""
     for mode, rows in table.items():
         sizes = [s for s in sorted(rows) if metric in rows[s] and rows[s][metric]["n"]]
         if not sizes:
@@ -345,6 +340,19 @@ def plot_metric(
     axis.grid(alpha=0.3, which="both")
     if axis.get_legend_handles_labels()[0]:
         axis.legend()
+
+
+def plot_metric(
+    table: dict[str, dict[int, dict[str, dict[str, float]]]], metric: str, path: Path
+) -> Path:
+    """``metric`` (mean ± std) against N on a log axis, one line per mode."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(5.5, 4), dpi=100)
+    draw_metric(axis, table, metric)
     figure.tight_layout()
     figure.savefig(path)
     plt.close(figure)
