@@ -189,7 +189,10 @@ def test_study_gbt_mode_uses_the_recipes_jets_and_splits(tmp_path: Path) -> None
     again = data_efficiency(recipe, sizes=[120], seeds=1, modes=["gbt"], out=tmp_path / "s")
     assert again.points[0].metrics == result.points[0].metrics  # kept, not retrained
     regression = dataclasses.replace(recipe, model=dataclasses.replace(recipe.model, heads={}))
-    with pytest.raises(ValueError, match=r"needs a jet_classification head .* or a jet_regression"):
+    with pytest.raises(
+        ValueError,
+        match=r"jet_classification head .*, a jet_regression head .* or a particle_class",
+    ):
         gbt_on_recipe(regression)
 
 
@@ -253,3 +256,60 @@ def test_study_gbt_mode_regresses_the_recipes_targets(tmp_path: Path) -> None:
     no_truth = dataclasses.replace(jets, truth={})
     with pytest.raises(DataError, match="jet_truth_pt"):
         regression_target(no_truth, "log_pt_ratio")
+
+
+def _constituent_truth(n: int, seed: int) -> JetRecords:
+    """Random jets whose particle origin follows the impact parameter (displaced charged
+    particles from a b hadron, the rest "other") and whose tracks share a vertex when they share
+    a charge."""
+    records = random_records(n, mean_particles=8, seed=seed, truth=True, label_names=TOP_LABELS)
+    charge = records.particles["part_charge"]
+    displaced = (charge != 0) & (np.abs(records.particles["part_d0val"]) > 0.04)
+    origin = np.where(displaced, 1, 3).astype(np.int32)
+    vertex = np.select([charge > 0, charge < 0], [1, 2], -1).astype(np.int32)
+    return dataclasses.replace(
+        records, truth={**records.truth, "part_origin": origin, "part_vertex": vertex}
+    )
+
+
+def test_study_gbt_mode_classifies_particles_and_pairs(tmp_path: Path) -> None:
+    from foundation.training.recipe import recipe_from_dict
+    from foundation.training.study import data_efficiency
+
+    files = [
+        write_jetclass_root(_constituent_truth(200, seed), tmp_path / f"{seed}.root")
+        for seed in (3, 4)
+    ]
+    recipe = recipe_from_dict(
+        {
+            "name": "gbt-constituents-test",
+            "data": {
+                "files": [str(path) for path in files],
+                "cache": str(tmp_path / "cache"),
+                "features": "full",
+                "max_particles": 24,
+                "split": {"train": 0.6, "val": 0.1, "test": 0.3, "seed": 0},
+            },
+            "model": {
+                "backbone": "pfn-tiny",
+                "heads": {
+                    "origin": {
+                        "type": "particle_classification",
+                        "kwargs": {"target": "part_origin"},
+                    },
+                    "vertex": {
+                        "type": "pair_classification",
+                        "kwargs": {"target": "pair_same_vertex"},
+                    },
+                },
+            },
+            "output": {"folder": str(tmp_path / "run")},
+        }
+    )
+    result = data_efficiency(recipe, sizes=[200], seeds=1, modes=["gbt"], out=tmp_path / "s")
+    metrics = result.points[0].metrics
+    assert metrics["origin/per_class/b_hadron/auc"] > 0.95  # the impact parameter decides
+    assert metrics["origin/per_class/b_hadron/efficiency"] > 0.9
+    assert metrics["vertex/auc"] > 0.95  # the charges decide
+    assert 0 < metrics["vertex/vertex_finding/efficiency"] <= 1
+    assert "origin/accuracy" in metrics and "vertex/pair_purity" in metrics

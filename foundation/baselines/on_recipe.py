@@ -8,7 +8,9 @@ jets, with the same metric names, so their row sits in the study's table and plo
 Binary jet classification: the trees' signal probability. Jet regression (D3): one regressor
 per target of the recipe's head (e.g. ``log_pt_ratio``, computed from the truth and the
 detector-level jet as the training computes it), scored by the model's evaluation (median
-response, σ68, IQR/2 of the corrected jet).
+response, σ68, IQR/2 of the corrected jet). Particle and pair classification (D4, D5): trees on
+single particles and on particle pairs (:mod:`foundation.baselines.constituents`), scored by
+the evaluation of those heads.
 """
 
 from __future__ import annotations
@@ -16,10 +18,12 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from sklearn.ensemble import HistGradientBoostingRegressor
 
+from foundation.baselines.constituents import CONSTITUENT_HEADS, constituent_predictions
 from foundation.baselines.gbt import BaselineConfig, fit_baseline, predict_baseline
 from foundation.baselines.substructure import substructure_matrix
 from foundation.data.cache import open_arrays
@@ -106,12 +110,15 @@ def gbt_on_recipe(
     """
     heads = binary_jet_heads(recipe)
     regression = regression_jet_heads(recipe)
-    if not heads and not regression:
+    constituents = {
+        name: head for name, head in recipe.model.heads.items() if head.type in CONSTITUENT_HEADS
+    }
+    if not heads and not regression and not constituents:
         raise ValueError(
             f"recipe {recipe.name}: the gbt baseline needs a jet_classification head on the "
-            f"jet label or a jet_regression head on "
-            f"{', '.join([*RATIO_TARGETS, *TRUTH_TARGETS])}; heads: "
-            f"{', '.join(recipe.model.heads)}"
+            f"jet label, a jet_regression head on "
+            f"{', '.join([*RATIO_TARGETS, *TRUTH_TARGETS])} or a "
+            f"{' or '.join(CONSTITUENT_HEADS)} head; heads: {', '.join(recipe.model.heads)}"
         )
     data = JetDataModule(recipe.data, seed=recipe.trainer.seed, show_progress=False)
     summary = data.prepare()
@@ -120,6 +127,11 @@ def gbt_on_recipe(
             f"recipe {recipe.name}: the gbt baseline scores binary classification, found "
             f"classes {list(summary.label_names)} (set data.classes to two of them)"
         )
+    result: dict[str, float] = {}
+    if constituents:
+        _add_constituent_metrics(data, constituents, recipe.trainer.seed, result)
+    if not heads and not regression:
+        return result
     records = _cache_records(data, records_cache)
 
     def split(name: str) -> JetRecords:
@@ -131,7 +143,6 @@ def gbt_on_recipe(
         )
 
     train, test = split("train"), split("test")
-    result: dict[str, float] = {}
     if heads:
         config = BaselineConfig(task="classification", seed=recipe.trainer.seed)
         estimator = fit_baseline(train, config)
@@ -144,6 +155,27 @@ def gbt_on_recipe(
         report = evaluate_predictions({head: prediction}, None, n_bootstrap=0)
         flatten_metrics(report[head]["metrics"], head, result)
     return result
+
+
+def _add_constituent_metrics(
+    data: JetDataModule, heads: dict[str, Any], seed: int, out: dict[str, float]
+) -> None:
+    """Train the particle and pair trees of ``heads`` (recipe head configs) on the prepared
+    ``data``'s training jets; add their test metrics to ``out`` as ``<head>/<metric>``."""
+    from heads import create_head
+
+    targets = []
+    for head in heads.values():
+        targets.append(create_head(head.type, in_features=1, **head.kwargs).target_key)
+        if head.type == "pair_classification" and "part_vertex" in data.summary.targets:
+            targets.append("part_vertex")  # the true vertices, for vertex finding
+    data.require_targets(targets)
+    for name, head in heads.items():
+        prediction = constituent_predictions(
+            name, head.type, head.kwargs, data.loader("train"), data.loader("test"), seed
+        )
+        report = evaluate_predictions({name: prediction}, None, n_bootstrap=0)
+        flatten_metrics(report[name]["metrics"], name, out)
 
 
 def jet_quantities(records: JetRecords) -> dict[str, np.ndarray]:
