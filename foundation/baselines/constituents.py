@@ -21,7 +21,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 
 from foundation.baselines.gbt import BaselineConfig
 from foundation.data.batch import JetBatch
-from foundation.data.pairs import pair_features
+from foundation.data.pairs import features_of_pairs
 from foundation.errors import DataError
 from foundation.evaluation.predict import HeadPredictions
 
@@ -57,7 +57,8 @@ def pair_rows(
     jet, first, second = valid.nonzero(as_tuple=True)
     particles = batch.particles.float()
     a, b = particles[jet, first], particles[jet, second]
-    geometry = pair_features(batch.vectors.float(), batch.mask)[jet, first, second]
+    vectors = batch.vectors.float()
+    geometry = features_of_pairs(vectors[jet, first], vectors[jet, second])
     inputs = torch.cat([a + b, (a - b).abs(), geometry], dim=1)
     indices = (jet.numpy(), first.numpy(), second.numpy())
     return inputs.numpy(), target_pairs[jet, first, second].numpy(), indices
