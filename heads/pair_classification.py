@@ -27,7 +27,9 @@ class PairClassificationHead(Head):
 
     The score of ``(i, j)`` is an MLP of ``h_i + h_j``, ``h_i * h_j`` (both symmetric) and the
     4 ParT pair features of the two 4-vectors (ln Δ, ln kT, ln z, ln m², symmetric too), so
-    ``logits[b, i, j] == logits[b, j, i]``.
+    ``logits[b, i, j] == logits[b, j, i]``. Training and evaluation compute only the pairs
+    i <= j of real particles and mirror them (the cost follows the real particles, not the
+    padded N x N); the ONNX export traces one dense graph over all slots, with the same logits.
 
     Targets (``batch.targets[target]``): ``[B, N, N]`` in {0, 1}, -1 ignored (see
     :func:`same_vertex_targets`); pairs with a padding particle and the diagonal are ignored.
