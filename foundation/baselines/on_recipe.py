@@ -94,19 +94,23 @@ def gbt_on_recipe(
     """Train the baseline on the recipe's labelled training jets; score its test jets.
 
     Args:
-        recipe: a recipe with a binary jet-classification head (its ``data`` decides the jets,
-            classes, split and label subsample; ``trainer.seed`` seeds the boosting).
+        recipe: a recipe with a binary jet-classification head on the label, a jet-regression
+            head on known targets, or a particle- or pair-classification head (its ``data``
+            decides the jets, classes, split and label subsample; ``trainer.seed`` seeds the
+            boosting).
         efficiencies: signal efficiencies of the background rejections.
         records_cache: jets already read from the source files, by cache folder; filled with
             the ones read here (a study passes one dict to all its points).
 
     Returns:
-        ``{"<head>/auc": ..., "<head>/rejection_at_<εS>": ...}`` (the study's names) for every
-        binary jet-classification head of the recipe (the same numbers for each: one baseline).
+        The study's metric names, ``<head>/<metric>``: ``auc`` and ``rejection_at_<εS>`` for
+        every binary jet-classification head (the same numbers for each: one baseline), and
+        the evaluation's metrics of each regression, particle and pair head.
 
     Raises:
-        ValueError: the recipe has no jet-classification head on the label, or not 2 classes.
-        DataError: the cache no longer matches its source files.
+        ValueError: the recipe has none of those heads, or a jet-classification head on other
+            than 2 classes.
+        DataError: the cache no longer matches its source files, or the data lacks a target.
     """
     heads = binary_jet_heads(recipe)
     regression = regression_jet_heads(recipe)

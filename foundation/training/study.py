@@ -12,8 +12,9 @@ on a log axis (``study_<metric>.png``).
 Every head is scored on the full test split with the metrics of ``foundation evaluate``
 (:func:`evaluation_metrics`): AUC and 1/εB at εS = 0.3 and 0.5 for jet classification,
 response and resolution for regression, per-class efficiency and purity for particles, pair AUC
-and vertex finding for pairs. The ``gbt`` mode puts gradient-boosted trees on jet substructure
-beside them (binary jet classification).
+and vertex finding for pairs. The ``gbt`` mode puts gradient-boosted trees beside them: on jet
+substructure for jet classification and regression, on single particles and on particle pairs
+for particle and pair classification (:mod:`foundation.baselines.on_recipe`).
 """
 
 from __future__ import annotations
@@ -47,8 +48,8 @@ STUDY_MODES: tuple[str, ...] = (
     "gbt",
 )
 """Modes a study can compare (``scratch``: the pretrained architecture with fresh weights;
-``gbt``: gradient-boosted trees on jet substructure, same labelled jets and test jets, for
-binary jet classification)."""
+``gbt``: gradient-boosted trees on the same labelled and test jets, for every head but masked
+particles; see :func:`foundation.baselines.on_recipe.gbt_on_recipe`)."""
 BASELINE_MODE = "gbt"
 SIGNAL_EFFICIENCIES: tuple[float, ...] = (0.3, 0.5)
 
