@@ -12,7 +12,7 @@ and the predictions are collected in the form of the model's heads, so the evalu
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -24,6 +24,7 @@ from foundation.data.batch import JetBatch
 from foundation.data.pairs import features_of_pairs
 from foundation.errors import DataError
 from foundation.evaluation.predict import HeadPredictions
+from heads.base import Head
 
 CONSTITUENT_HEADS = ("particle_classification", "pair_classification")
 """Head types the constituent trees stand in for."""
@@ -64,16 +65,6 @@ def pair_rows(
     return inputs.numpy(), target_pairs[jet, first, second].numpy(), indices
 
 
-def _classifier(config: BaselineConfig) -> HistGradientBoostingClassifier:
-    return HistGradientBoostingClassifier(
-        max_iter=config.max_iter,
-        learning_rate=config.learning_rate,
-        max_leaf_nodes=config.max_leaf_nodes,
-        early_stopping=config.early_stopping,
-        random_state=config.seed,
-    )
-
-
 def _fit(
     inputs: list[np.ndarray], labels: list[np.ndarray], config: BaselineConfig, what: str
 ) -> HistGradientBoostingClassifier:
@@ -86,7 +77,7 @@ def _fit(
             "at least 2 labelled rows of at least 2 classes",
             f"{int(keep.sum())} rows, classes {sorted(np.unique(y[keep]).tolist())}",
         )
-    return _classifier(config).fit(x[keep], y[keep])
+    return HistGradientBoostingClassifier(**config.boosting_parameters()).fit(x[keep], y[keep])
 
 
 def _probabilities(
@@ -184,18 +175,9 @@ def pair_predictions(
 
 
 def constituent_predictions(
-    name: str,
-    head_type: str,
-    kwargs: Mapping[str, Any],
-    train: Iterable[JetBatch],
-    test: Iterable[JetBatch],
-    seed: int,
+    name: str, head: Head, train: Iterable[JetBatch], test: Iterable[JetBatch], seed: int
 ) -> HeadPredictions:
-    """The trees standing in for head ``name`` of type ``head_type`` (one of
-    :data:`CONSTITUENT_HEADS`) built with ``kwargs``: its target and class names are the
-    head's own."""
-    from heads import create_head
-
-    head = create_head(head_type, in_features=1, **dict(kwargs))
-    fit = particle_predictions if head_type == "particle_classification" else pair_predictions
+    """The trees standing in for ``head`` (of a type in :data:`CONSTITUENT_HEADS`), named
+    ``name``: its target and class names are the head's own."""
+    fit = particle_predictions if head.head_type == "particle_classification" else pair_predictions
     return fit(name, head.target_key, tuple(head.label_names), train, test, seed)

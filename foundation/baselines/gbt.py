@@ -96,6 +96,16 @@ class BaselineConfig:
         if self.train_size is not None and self.train_size < 1:
             raise ValueError(f"train_size: expected >= 1 or None, found {self.train_size}")
 
+    def boosting_parameters(self) -> dict[str, Any]:
+        """Keyword arguments of scikit-learn's ``HistGradientBoosting*`` for this config."""
+        return {
+            "max_iter": self.max_iter,
+            "learning_rate": self.learning_rate,
+            "max_leaf_nodes": self.max_leaf_nodes,
+            "early_stopping": self.early_stopping,
+            "random_state": self.seed,
+        }
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (the inverse of :meth:`from_dict`)."""
         data = dataclasses.asdict(self)
@@ -152,16 +162,9 @@ def fit_baseline(records: JetRecords, config: BaselineConfig) -> Estimator:
     if config.train_size is not None:
         records = records.select(subsample(records.labels, config.train_size, config.seed))
     inputs = substructure_matrix(records, config.features)
-    common = {
-        "max_iter": config.max_iter,
-        "learning_rate": config.learning_rate,
-        "max_leaf_nodes": config.max_leaf_nodes,
-        "early_stopping": config.early_stopping,
-        "random_state": config.seed,
-    }
     if config.task == "classification":
         targets = records.labels
-        estimator: Estimator = HistGradientBoostingClassifier(**common)
+        estimator: Estimator = HistGradientBoostingClassifier(**config.boosting_parameters())
     else:
         targets = _truth(records, config.target)
         denominator = _denominator(records, config.target)
@@ -171,7 +174,7 @@ def fit_baseline(records: JetRecords, config: BaselineConfig) -> Estimator:
             )
         keep = np.isfinite(targets)
         inputs, targets = inputs[keep], targets[keep]
-        estimator = HistGradientBoostingRegressor(**common)
+        estimator = HistGradientBoostingRegressor(**config.boosting_parameters())
     if len(targets) < 2 or (config.task == "classification" and len(np.unique(targets)) < 2):
         raise DataError(
             ", ".join(records.sources) or "records",

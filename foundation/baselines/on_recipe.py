@@ -32,7 +32,7 @@ from foundation.data.records import JetRecords
 from foundation.errors import DataError
 from foundation.evaluation.evaluate import evaluate_predictions, flatten_metrics
 from foundation.evaluation.metrics import DEFAULT_EFFICIENCIES, binary_metrics, rejection_key
-from foundation.evaluation.predict import RATIO_TARGETS, HeadPredictions
+from foundation.evaluation.predict import RATIO_TARGETS, HeadPredictions, ratio_target
 from foundation.training.datamodule import JetDataModule
 from foundation.training.recipe import Recipe
 
@@ -132,54 +132,59 @@ def gbt_on_recipe(
             f"classes {list(summary.label_names)} (set data.classes to two of them)"
         )
     result: dict[str, float] = {}
+    predictions: dict[str, HeadPredictions] = {}
     if constituents:
-        _add_constituent_metrics(data, constituents, recipe.trainer.seed, result)
-    if not heads and not regression:
-        return result
-    records = _cache_records(data, records_cache)
+        predictions.update(_constituent_predictions(data, constituents, recipe.trainer.seed))
+    if heads or regression:
+        records = _cache_records(data, records_cache)
 
-    def split(name: str) -> JetRecords:
-        chosen = records.select(data.indices[name])
-        return dataclasses.replace(
-            chosen,
-            labels=data.class_indices(chosen.labels),
-            label_names=tuple(summary.label_names),
-        )
+        def split(name: str) -> JetRecords:
+            chosen = records.select(data.indices[name])
+            return dataclasses.replace(
+                chosen,
+                labels=data.class_indices(chosen.labels),
+                label_names=tuple(summary.label_names),
+            )
 
-    train, test = split("train"), split("test")
-    if heads:
-        config = BaselineConfig(task="classification", seed=recipe.trainer.seed)
-        estimator = fit_baseline(train, config)
-        scores = predict_baseline(estimator, test, config)[:, 1]
-        scored = binary_metrics(scores, test.labels, efficiencies=efficiencies, n_bootstrap=0)
-        names = ["auc", *(rejection_key(efficiency) for efficiency in efficiencies)]
-        result.update({f"{head}/{name}": scored[name] for head in heads for name in names})
-    for head, targets in regression.items():
-        prediction = regression_predictions(head, targets, train, test, recipe.trainer.seed)
-        report = evaluate_predictions({head: prediction}, None, n_bootstrap=0)
-        flatten_metrics(report[head]["metrics"], head, result)
+        train, test = split("train"), split("test")
+        if heads:
+            config = BaselineConfig(task="classification", seed=recipe.trainer.seed)
+            estimator = fit_baseline(train, config)
+            scores = predict_baseline(estimator, test, config)[:, 1]
+            scored = binary_metrics(scores, test.labels, efficiencies=efficiencies, n_bootstrap=0)
+            names = ["auc", *(rejection_key(efficiency) for efficiency in efficiencies)]
+            result.update({f"{head}/{name}": scored[name] for head in heads for name in names})
+        for head, targets in regression.items():
+            predictions[head] = regression_predictions(
+                head, targets, train, test, recipe.trainer.seed
+            )
+    report = evaluate_predictions(predictions, None, n_bootstrap=0) if predictions else {}
+    for head, entry in report.items():
+        flatten_metrics(entry["metrics"], head, result)
     return result
 
 
-def _add_constituent_metrics(
-    data: JetDataModule, heads: dict[str, Any], seed: int, out: dict[str, float]
-) -> None:
-    """Train the particle and pair trees of ``heads`` (recipe head configs) on the prepared
-    ``data``'s training jets; add their test metrics to ``out`` as ``<head>/<metric>``."""
+def _constituent_predictions(
+    data: JetDataModule, configs: dict[str, Any], seed: int
+) -> dict[str, HeadPredictions]:
+    """The particle and pair trees standing in for the heads of ``configs`` (recipe head
+    configs), trained on the prepared ``data``'s training jets and run on its test jets."""
     from heads import create_head
 
+    built = {
+        name: create_head(config.type, in_features=1, **config.kwargs)
+        for name, config in configs.items()
+    }
     targets = []
-    for head in heads.values():
-        targets.append(create_head(head.type, in_features=1, **head.kwargs).target_key)
-        if head.type == "pair_classification" and "part_vertex" in data.summary.targets:
+    for head in built.values():
+        targets.append(head.target_key)
+        if head.head_type == "pair_classification" and "part_vertex" in data.summary.targets:
             targets.append("part_vertex")  # the true vertices, for vertex finding
     data.require_targets(targets)
-    for name, head in heads.items():
-        prediction = constituent_predictions(
-            name, head.type, head.kwargs, data.loader("train"), data.loader("test"), seed
-        )
-        report = evaluate_predictions({name: prediction}, None, n_bootstrap=0)
-        flatten_metrics(report[name]["metrics"], name, out)
+    return {
+        name: constituent_predictions(name, head, data.loader("train"), data.loader("test"), seed)
+        for name, head in built.items()
+    }
 
 
 def jet_quantities(records: JetRecords) -> dict[str, np.ndarray]:
@@ -198,10 +203,17 @@ def jet_quantities(records: JetRecords) -> dict[str, np.ndarray]:
     return quantities
 
 
-def regression_target(records: JetRecords, target: str) -> np.ndarray:
+def regression_target(
+    records: JetRecords, target: str, quantities: dict[str, np.ndarray] | None = None
+) -> np.ndarray:
     """The value of a regression target for each jet, as the training computes it: particle-level
     truth (``jet_truth_*``) or (the log of) truth over the detector-level jet quantity, NaN
     where undefined (no positive truth or reco).
+
+    Args:
+        records: the jets.
+        target: a name of :data:`TRUTH_TARGETS` or :data:`RATIO_TARGETS`.
+        quantities: :func:`jet_quantities` of ``records``, when already computed.
 
     Raises:
         DataError: the records lack the particle-level truth.
@@ -209,8 +221,11 @@ def regression_target(records: JetRecords, target: str) -> np.ndarray:
     Shapes:
         - output: ``[n_jets]`` float64
     """
-    quantity, log = RATIO_TARGETS.get(target, (target.removeprefix("jet_truth_"), None))
-    quantities = jet_quantities(records)
+    if target in RATIO_TARGETS:
+        quantity = RATIO_TARGETS[target][0]
+    else:
+        quantity = target.removeprefix("jet_truth_")
+    quantities = jet_quantities(records) if quantities is None else quantities
     if f"truth_{quantity}" not in quantities:
         raise DataError(
             ", ".join(records.sources) or "records",
@@ -220,12 +235,9 @@ def regression_target(records: JetRecords, target: str) -> np.ndarray:
             hint="use simulated files, which carry jet_truth_* branches",
         )
     truth = quantities[f"truth_{quantity}"]
-    if log is None:
+    if target not in RATIO_TARGETS:
         return truth
-    reco = quantities[f"reco_{quantity}"]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.where((reco > 0) & (truth > 0), truth / reco, np.nan)
-    return np.log(ratio) if log else ratio
+    return ratio_target(target, truth, quantities[f"reco_{quantity}"])
 
 
 def regression_predictions(
@@ -245,9 +257,10 @@ def regression_predictions(
     config = BaselineConfig(task="regression", target="jet_truth_pt", seed=seed)
     train_inputs = substructure_matrix(train, config.features)
     test_inputs = substructure_matrix(test, config.features)
+    train_quantities, test_quantities = jet_quantities(train), jet_quantities(test)
     predicted, true = [], []
     for target in targets:
-        values = regression_target(train, target)
+        values = regression_target(train, target, train_quantities)
         keep = np.isfinite(values)
         if keep.sum() < 2:
             raise DataError(
@@ -256,18 +269,13 @@ def regression_predictions(
                 "at least 2 training jets with a finite target",
                 f"{int(keep.sum())} jets",
             )
-        estimator = HistGradientBoostingRegressor(
-            max_iter=config.max_iter,
-            learning_rate=config.learning_rate,
-            max_leaf_nodes=config.max_leaf_nodes,
-            early_stopping=config.early_stopping,
-            random_state=config.seed,
-        ).fit(train_inputs[keep], values[keep])
+        estimator = HistGradientBoostingRegressor(**config.boosting_parameters())
+        estimator.fit(train_inputs[keep], values[keep])
         predicted.append(estimator.predict(test_inputs))
-        true.append(regression_target(test, target))
+        true.append(regression_target(test, target, test_quantities))
     arrays = {
         "predicted": np.stack(predicted, axis=1),
         "true": np.stack(true, axis=1),
-        **jet_quantities(test),
+        **test_quantities,
     }
     return HeadPredictions(head, "jet_regression", "jet", tuple(targets), arrays, test.n_jets)

@@ -176,7 +176,7 @@ def _reco_jets(batch: JetBatch, raw_jet: torch.Tensor | None) -> dict[str, np.nd
     return reco
 
 
-def _ratio_target(name: str, truth: np.ndarray, reco: np.ndarray) -> np.ndarray:
+def ratio_target(name: str, truth: np.ndarray, reco: np.ndarray) -> np.ndarray:
     """A :data:`RATIO_TARGETS` value from truth and reco (NaN where undefined)."""
     _, log = RATIO_TARGETS[name]
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -242,7 +242,7 @@ class _Collector:
                 quantity = RATIO_TARGETS[name][0]
                 if quantity not in truth:
                     self.head.target(batch, f"jet_truth_{quantity}")  # raises a clear KeyError
-                columns.append(_ratio_target(name, truth[quantity], reco[quantity]))
+                columns.append(ratio_target(name, truth[quantity], reco[quantity]))
             else:
                 value = self.head.target(batch, name)
                 columns.append(value.reshape(len(batch)).double().cpu().numpy())
