@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import make_batch
 
 from foundation.data.batch import JetBatch
 from foundation.models.layers import (
@@ -19,7 +20,6 @@ from foundation.models.layers import (
     pad_particles,
     trim_padding,
 )
-from tests.conftest import make_batch
 
 
 @pytest.mark.parametrize("count", [0, 1, 2, 5, 9])
