@@ -12,39 +12,43 @@
   feature schema (for ``foundation evaluate``).
 """
 
-from foundation.evaluation.bootstrap import bootstrap
-from foundation.evaluation.evaluate import (
-    METRICS_FILE,
-    evaluate_model,
-    evaluate_predictions,
-    write_json,
-)
-from foundation.evaluation.metrics import (
-    accuracy,
-    background_rejection,
-    binary_metrics,
-    classification_metrics,
-    roc_auc,
-    roc_points,
-    signal_vs_background_score,
-)
-from foundation.evaluation.particles import (
-    connected_components,
-    efficiency_purity,
-    find_vertices,
-    pair_metrics,
-    particle_metrics,
-    vertex_finding_metrics,
-)
-from foundation.evaluation.predict import HeadPredictions, head_kind, predict
-from foundation.evaluation.regression import (
-    binned_response,
-    iqr_half,
-    regression_metrics,
-    response,
-    response_summary,
-    sigma68,
-)
+from foundation.extras import requires_extra
+
+with requires_extra("train"):
+    from foundation.evaluation.bootstrap import bootstrap
+    from foundation.evaluation.evaluate import (
+        METRICS_FILE,
+        evaluate_model,
+        evaluate_predictions,
+        write_json,
+    )
+    from foundation.evaluation.metrics import (
+        accuracy,
+        background_rejection,
+        binary_metrics,
+        classification_metrics,
+        roc_auc,
+        roc_points,
+        signal_vs_background_score,
+    )
+    from foundation.evaluation.particles import (
+        connected_components,
+        efficiency_purity,
+        find_vertices,
+        pair_metrics,
+        particle_metrics,
+        vertex_finding_metrics,
+    )
+    from foundation.evaluation.predict import HeadPredictions, head_kind, predict
+    from foundation.evaluation.regression import (
+        binned_response,
+        iqr_half,
+        regression_metrics,
+        response,
+        response_summary,
+        sigma68,
+    )
+
 
 __all__ = [
     "METRICS_FILE",

@@ -25,7 +25,6 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import torch
-from sklearn.metrics import roc_auc_score
 
 from foundation.data.batch import JetBatch
 from foundation.export.errors import ExportError
@@ -33,6 +32,7 @@ from foundation.export.files import atomic_file
 from foundation.export.inputs import to_numpy
 from foundation.export.metadata import PREFIX, metadata_of, read_metadata, set_metadata
 from foundation.export.session import create_session, run_session
+from foundation.extras import requires_extra
 from foundation.hub.hashing import sha256_file
 
 MODES = ("int8", "fp16")
@@ -279,6 +279,9 @@ def compression_cost(
             raise ValueError(f"output {output!r}: expected scores [B], found shape {scores.shape}")
         results[name] = (scores, seconds)
     (ref_scores, ref_seconds), (new_scores, new_seconds) = results.values()
+    with requires_extra("train"):
+        from sklearn.metrics import roc_auc_score
+
     auc_reference = float(roc_auc_score(labels[keep], ref_scores[keep]))
     auc_compressed = float(roc_auc_score(labels[keep], new_scores[keep]))
     quantization = read_metadata(compressed).get("quantization") or {}

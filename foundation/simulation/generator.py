@@ -9,6 +9,8 @@ from pathlib import Path
 import awkward as ak
 import numpy as np
 
+from foundation.extras import requires_extra
+
 COMMON_SETTINGS: tuple[str, ...] = (
     "Beams:eCM = 13600",
     "Print:quiet = on",
@@ -26,7 +28,8 @@ def _ensure_pythia_data() -> None:
     """Point ``PYTHIA8DATA`` at the xmldoc shipped with the pythia8mc wheel when it is unset."""
     if os.environ.get("PYTHIA8DATA"):
         return
-    import pythia8mc
+    with requires_extra("sim"):
+        import pythia8mc
 
     for candidate in (
         Path(pythia8mc.__file__).parent / "share" / "Pythia8" / "xmldoc",
@@ -104,7 +107,8 @@ class Generator:
         if not 1 <= seed <= MAX_PYTHIA_SEED:
             raise ValueError(f"Pythia seed: expected 1..{MAX_PYTHIA_SEED}, found {seed}")
         _ensure_pythia_data()
-        import pythia8mc
+        with requires_extra("sim"):
+            import pythia8mc
 
         self.seed = seed
         self._pythia = pythia8mc.Pythia("", False)

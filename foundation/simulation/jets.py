@@ -6,10 +6,10 @@ import math
 from dataclasses import dataclass, field
 
 import awkward as ak
-import fastjet
 import numpy as np
 
 from foundation.data.schema import NO_VERTEX, PRIMARY_VERTEX
+from foundation.extras import requires_extra
 from foundation.simulation.detector import (
     CHARGED_HADRON,
     ELECTRON,
@@ -19,6 +19,9 @@ from foundation.simulation.detector import (
     Candidates,
 )
 from foundation.simulation.processes import Process
+
+with requires_extra("sim"):
+    import fastjet
 
 PRIMARY_DISPLACEMENT = 1e-3
 """mm: tracks produced closer than this to their interaction point come from the primary vertex."""

@@ -19,6 +19,7 @@ import numpy as np
 
 from foundation.data.schema import JETCLASS_LABELS, ORIGIN_CLASSES, QUARK_GLUON_LABELS, TREE_NAME
 from foundation.errors import DataError
+from foundation.extras import requires_extra
 
 _BRANCHES = (
     "jet_pt",
@@ -194,10 +195,12 @@ def run_checks(data: dict[str, np.ndarray]) -> list[Check]:
 
 def _plots(data: dict[str, np.ndarray], out: Path) -> list[Path]:
     import awkward as ak
-    import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    with requires_extra("train"):
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
 
     written = []
     figure, axis = plt.subplots(figsize=(6, 4))

@@ -11,9 +11,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 import torch
-from lightning.pytorch.trainer.states import TrainerFn
+
+from foundation.extras import requires_extra
+
+with requires_extra("train"):
+    import lightning as L
+    from lightning.pytorch.trainer.states import TrainerFn
 
 
 def _value(metrics: dict[str, Any], key: str) -> float | None:

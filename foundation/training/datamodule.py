@@ -15,7 +15,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import lightning as L
 import numpy as np
 
 from foundation.data.cache import CacheInfo, open_arrays
@@ -24,6 +23,7 @@ from foundation.data.loading import fit_cache_normalizers
 from foundation.data.normalization import Normalizer
 from foundation.data.splits import split_indices, subsample
 from foundation.errors import DataError
+from foundation.extras import requires_extra
 from foundation.training.datasets import (
     ResumableBatchSampler,
     ResumableLoader,
@@ -34,6 +34,9 @@ from foundation.training.normalization import normalization_record, normalizers_
 from foundation.training.recipe import DataConfig
 from foundation.training.sources import prepare_cache
 from foundation.training.targets import JET_TARGETS, PAIR_TARGETS, required_inputs
+
+with requires_extra("train"):
+    import lightning as L
 
 _ALWAYS = ("label",)
 _PRODUCED_BY_MASKING = ("masked_particle",)

@@ -32,13 +32,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-import lightning as L
 import torch
-from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, TQDMProgressBar
-from lightning.pytorch.loggers import TensorBoardLogger
 
+from foundation.extras import requires_extra
 from foundation.training.recipe import TrainerConfig
 from foundation.training.run_folder import RunPaths
+
+with requires_extra("train"):
+    import lightning as L
+    from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, TQDMProgressBar
+    from lightning.pytorch.loggers import TensorBoardLogger
 
 
 def resolve_precision(config: TrainerConfig) -> str:

@@ -14,11 +14,13 @@ lora) is saved as a *delta*: heads and adapters only, naming the base and its ha
 
 from __future__ import annotations
 
-import lightning as L
-
+from foundation.extras import requires_extra
 from foundation.model import Model
 from foundation.training.lora import ADAPTER_NAME, lora_parameters
 from foundation.training.recipe import FinetuneConfig, Recipe
+
+with requires_extra("train"):
+    import lightning as L
 
 FROZEN_MODES = frozenset({"frozen", "linear", "lora"})
 """Modes that leave the pretrained backbone's weights unchanged."""

@@ -21,14 +21,17 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import lightning as L
 import torch
 
 from foundation.data.batch import JetBatch
+from foundation.extras import requires_extra
 from foundation.model import Model
 from foundation.training.optim import build_optimizer, build_schedule, parameter_groups
 from foundation.training.recipe import Recipe
 from heads.masked_particle import mask_particles
+
+with requires_extra("train"):
+    import lightning as L
 
 _MIX = 0x9E3779B97F4A7C15
 

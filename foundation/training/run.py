@@ -15,9 +15,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 import yaml
 
+from foundation.extras import requires_extra
 from foundation.hub.checkpoint import load_pretrained, save_pretrained
 from foundation.model import Model
 from foundation.training.builder import base_reference, build_model, head_targets, load_base
@@ -31,6 +31,9 @@ from foundation.training.recipe import Recipe, save_recipe
 from foundation.training.run_folder import RunPaths, open_run_folder, write_json
 from foundation.training.sources import global_rank
 from foundation.training.typed import RecipeError
+
+with requires_extra("train"):
+    import lightning as L
 
 RESUMABLE_CHANGES = frozenset(
     {
