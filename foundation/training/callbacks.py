@@ -96,7 +96,10 @@ class LossHistory(L.Callback):
                 self.history["train_step"].append([trainer.global_step, value])
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        value = _value(trainer.callback_metrics, "train/loss_epoch")
+        epoch_mean = getattr(pl_module, "epoch_mean", None)  # complete after a resume
+        value = epoch_mean("train/loss") if epoch_mean else None
+        if value is None:
+            value = _value(trainer.callback_metrics, "train/loss_epoch")
         if value is not None:
             self.history["train"].append([trainer.global_step, value])
 

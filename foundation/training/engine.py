@@ -35,6 +35,7 @@ from pathlib import Path
 import torch
 
 from foundation.extras import requires_extra
+from foundation.hub.errors import CheckpointError
 from foundation.training.recipe import TrainerConfig
 from foundation.training.run_folder import RunPaths
 
@@ -109,6 +110,60 @@ def build_trainer(
         num_sanity_val_steps=0,
         default_root_dir=str(paths.root),
     )
+
+
+def check_checkpoint(path: Path, module: L.LightningModule) -> None:
+    """Check that ``last.ckpt`` can be resumed by ``module`` before Lightning reads it.
+
+    Reads the file with ``weights_only=True`` (no pickle code runs) and compares its weights
+    (names and shapes) with the module's.
+
+    Raises:
+        CheckpointError: the file is truncated, corrupt, crafted (objects other than tensors
+            and plain containers), not a Lightning checkpoint, or of another model.
+    """
+    hint = "delete it to restart from the last good state, or pass --overwrite to start again"
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # a boundary: torch raises many types on bad files
+        found = " ".join(f"{type(error).__name__}: {error}".split())[:300]
+        raise CheckpointError(
+            path, f"cannot be read as a checkpoint (truncated or corrupt: {found})", hint
+        ) from None
+    required = ("state_dict", "global_step", "loops", "optimizer_states")
+    if not isinstance(state, dict) or any(key not in state for key in required):
+        keys = sorted(state)[:8] if isinstance(state, dict) else type(state).__name__
+        raise CheckpointError(
+            path,
+            f"is not a Lightning checkpoint of a run (expected keys {required}, found {keys})",
+            hint,
+        )
+    saved = state["state_dict"]
+    expected = module.state_dict()
+    if not isinstance(saved, dict):
+        raise CheckpointError(path, "field 'state_dict' is not a mapping of tensors", hint)
+    missing = sorted(set(expected) - set(saved))
+    unexpected = sorted(set(saved) - set(expected))
+    wrong = [
+        f"{key} {_shape(saved[key])} (model: {list(expected[key].shape)})"
+        for key in expected
+        if key in saved and _shape(saved[key]) != list(expected[key].shape)
+    ]
+    if missing or unexpected or wrong:
+        problems = [
+            f"missing {missing[:5]}" if missing else "",
+            f"unexpected {unexpected[:5]}" if unexpected else "",
+            f"wrong shapes {wrong[:5]}" if wrong else "",
+        ]
+        raise CheckpointError(
+            path,
+            "does not fit this run's model: " + "; ".join(p for p in problems if p),
+            hint,
+        )
+
+
+def _shape(value: object) -> list[int] | str:
+    return list(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
 
 
 def last_checkpoint(paths: RunPaths) -> Path | None:

@@ -14,6 +14,9 @@ Logged (TensorBoard and progress bar): ``train/loss``, ``val/loss``, ``test/loss
 each head, ``<stage>/<head>/loss`` and its metrics ``<stage>/<head>/<metric>`` (per-batch
 metrics averaged over the epoch, weighted by batch size; NaN values, e.g. the AUC of a batch
 with a single class, are left out; training metrics are computed on logging steps only).
+Training values are logged per step as ``..._step`` and per epoch as ``..._epoch``; the epoch
+sums are the module's own and are saved in ``last.ckpt``, so that the epoch mean of a resumed
+run covers the batches before the checkpoint too.
 """
 
 from __future__ import annotations
@@ -67,6 +70,8 @@ class TrainingModule(L.LightningModule):
         self.masked = any(head.head_type == "masked_particle" for head in model.heads.values())
         self.final_prefix: str | None = None
         self.total_steps: int | None = None
+        self._sums: dict[str, tuple[Any, int]] = {}
+        self._sums_epoch: int | None = None
 
     def forward(self, batch: JetBatch) -> dict[str, dict[str, torch.Tensor]]:
         return self.model(batch)
@@ -87,25 +92,72 @@ class TrainingModule(L.LightningModule):
         batch = self._prepare(batch, generator)
         outputs = self.model(batch)
         total, per_head = self.model.loss(batch, outputs)
-        training = stage == "train"
-        options: dict[str, Any] = {
-            "batch_size": len(batch),
-            "on_step": training,
-            "on_epoch": True,
-            "sync_dist": not training,
-            "logger": self.final_prefix is None,
-        }
-        self.log(f"{stage}/loss", total.detach(), prog_bar=self.final_prefix is None, **options)
+        size = len(batch)
+        self._log(stage, f"{stage}/loss", total, size, prog_bar=self.final_prefix is None)
         for name, value in per_head.items():
-            self.log(f"{stage}/{name}/loss", value.detach(), **options)
-        if training and self.global_step % self.recipe.trainer.log_every:
+            self._log(stage, f"{stage}/{name}/loss", value, size)
+        if stage == "train" and self.global_step % self.recipe.trainer.log_every:
             return total  # training metrics only on logging steps (they synchronise the GPU)
         for name, values in self.model.metrics(batch, outputs).items():
             for metric, value in values.items():
                 value = value.detach().float()
                 if math.isfinite(float(value)):
-                    self.log(f"{stage}/{name}/{metric}", value, **options)
+                    self._log(stage, f"{stage}/{name}/{metric}", value, size)
         return total
+
+    def _log(
+        self, stage: str, key: str, value: torch.Tensor, size: int, prog_bar: bool = False
+    ) -> None:
+        """Log one value: evaluation values as epoch means (Lightning's), training values per
+        step as ``KEY_step`` and into the module's own epoch sums (``KEY_epoch`` at the end of
+        the epoch), which travel in ``last.ckpt`` so that a resumed epoch's mean is complete."""
+        value = value.detach()
+        if stage != "train":
+            self.log(
+                key,
+                value,
+                batch_size=size,
+                on_step=False,
+                on_epoch=True,
+                sync_dist=True,
+                logger=self.final_prefix is None,
+                prog_bar=prog_bar,
+            )
+            return
+        self.log(
+            f"{key}_step", value, batch_size=size, on_step=True, on_epoch=False, prog_bar=prog_bar
+        )
+        if self._sums_epoch != self.current_epoch:
+            self._sums, self._sums_epoch = {}, self.current_epoch
+        total, weight = self._sums.get(key, (0.0, 0))
+        self._sums[key] = (total + value.float() * size, weight + size)
+
+    def epoch_mean(self, key: str) -> float | None:
+        """The mean of training value ``key`` over the current epoch so far (batch-size
+        weighted, resumed batches included); None when it was not logged this epoch."""
+        if self._sums_epoch != self.current_epoch or key not in self._sums:
+            return None
+        total, weight = self._sums[key]
+        return float(total) / weight if weight else None
+
+    def on_train_epoch_end(self) -> None:
+        for key in list(self._sums):
+            mean = self.epoch_mean(key)
+            if mean is not None:
+                self.log(f"{key}_epoch", mean, on_step=False, on_epoch=True, sync_dist=True)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["train_epoch_sums"] = {
+            "epoch": self._sums_epoch,
+            "sums": {key: [float(total), int(n)] for key, (total, n) in self._sums.items()},
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        state = checkpoint.get("train_epoch_sums") or {}
+        self._sums_epoch = state.get("epoch")
+        self._sums = {
+            key: (float(total), int(n)) for key, (total, n) in state.get("sums", {}).items()
+        }
 
     def on_train_batch_start(self, batch: JetBatch, batch_idx: int) -> None:
         seed = step_seed(self.recipe.trainer.seed, self.global_step, self.global_rank)

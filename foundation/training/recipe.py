@@ -9,6 +9,7 @@ as ``recipe.yaml`` into each run folder, so that a run can be repeated exactly.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -23,8 +24,14 @@ from foundation.training.typed import (
     apply_overrides,
     describe,
     from_mapping,
+    load_yaml,
     to_plain,
 )
+
+MAX_PARTICLES = 4096
+"""Upper bound of ``data.max_particles`` (a JetClass jet has at most ~150 particles)."""
+LR_RANGE = (1e-12, 10.0)
+"""Learning rates outside this range are refused (they cannot train; ``1e308`` overflows)."""
 
 FinetuneMode = Literal["full", "frozen", "linear", "lwld", "unfreeze", "lora", "scratch"]
 """How the backbone is trained (see :class:`FinetuneConfig`)."""
@@ -307,6 +314,7 @@ def check_recipe(recipe: Recipe, source: str = "recipe") -> None:
         RecipeError: the first broken rule, naming the keys involved.
     """
     data, model = recipe.data, recipe.model
+    _check_finite(recipe.to_dict(), source)  # NaN / inf also inside head and backbone kwargs
     if not data.files and data.simulate is None and data.cache is None:
         raise RecipeError(f"{source}: data: give data.files, data.simulate or data.cache")
     if data.files and data.simulate is not None:
@@ -345,8 +353,44 @@ def check_recipe(recipe: Recipe, source: str = "recipe") -> None:
         raise RecipeError(
             f"{source}: model.mask_fraction: expected (0, 1], found {model.mask_fraction}"
         )
-    if recipe.optimizer.lr <= 0:
-        raise RecipeError(f"{source}: optimizer.lr: expected > 0, found {recipe.optimizer.lr}")
+    if data.max_particles > MAX_PARTICLES:
+        raise RecipeError(
+            f"{source}: data.max_particles: expected at most {MAX_PARTICLES} particle slots per "
+            f"jet, found {data.max_particles}"
+        )
+    low, high = LR_RANGE
+    if not low <= recipe.optimizer.lr <= high:
+        raise RecipeError(
+            f"{source}: optimizer.lr: expected a learning rate in [{low:g}, {high:g}], found "
+            f"{recipe.optimizer.lr}"
+        )
+    if recipe.finetune.mode != "scratch":
+        head_lr = recipe.optimizer.lr * recipe.finetune.head_lr_multiplier
+        if not low <= head_lr <= high:
+            raise RecipeError(
+                f"{source}: finetune.head_lr_multiplier: the heads' learning rate lr x "
+                f"multiplier must be in [{low:g}, {high:g}], found {head_lr:g}"
+            )
+    if not all(0.0 <= beta < 1.0 for beta in recipe.optimizer.betas):
+        raise RecipeError(
+            f"{source}: optimizer.betas: expected two values in [0, 1), found "
+            f"{list(recipe.optimizer.betas)}"
+        )
+    if not 0.0 <= recipe.optimizer.min_lr_ratio <= 1.0:
+        raise RecipeError(
+            f"{source}: optimizer.min_lr_ratio: expected [0, 1], found "
+            f"{recipe.optimizer.min_lr_ratio}"
+        )
+    if recipe.optimizer.weight_decay < 0:
+        raise RecipeError(
+            f"{source}: optimizer.weight_decay: expected >= 0, found "
+            f"{recipe.optimizer.weight_decay}"
+        )
+    for name, head in model.heads.items():
+        if head.weight < 0:
+            raise RecipeError(
+                f"{source}: model.heads.{name}.weight: expected >= 0, found {head.weight}"
+            )
     if not 0.0 < recipe.finetune.layer_decay <= 1.0:
         raise RecipeError(
             f"{source}: finetune.layer_decay: expected (0, 1], found {recipe.finetune.layer_decay}"
@@ -361,6 +405,18 @@ def check_recipe(recipe: Recipe, source: str = "recipe") -> None:
         )
 
 
+def _check_finite(value: Any, source: str, key: str = "") -> None:
+    """Refuse NaN and infinite numbers anywhere in the recipe (head and backbone kwargs too)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise RecipeError(f"{source}: {key}: expected a finite number, found {value}")
+    if isinstance(value, dict):
+        for name, item in value.items():
+            _check_finite(item, source, f"{key}.{name}" if key else str(name))
+    elif isinstance(value, list):
+        for position, item in enumerate(value):
+            _check_finite(item, source, f"{key}[{position}]")
+
+
 def load_recipe(path: str | PathLike[str], overrides: Sequence[str] = ()) -> Recipe:
     """Read a recipe YAML file, apply ``--set`` overrides and validate it.
 
@@ -372,9 +428,12 @@ def load_recipe(path: str | PathLike[str], overrides: Sequence[str] = ()) -> Rec
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such recipe file")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as error:
-        raise RecipeError(f"{path}: not valid YAML ({error})") from None
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise RecipeError(
+            f"{path}: not UTF-8 text ({error.reason} at byte {error.start})"
+        ) from None
+    data = load_yaml(text, str(path))
     if data is None:
         data = {}
     from_mapping(Recipe, data, str(path))  # report file errors before override errors

@@ -23,14 +23,19 @@ from foundation.model import Model
 from foundation.training.builder import base_reference, build_model, head_targets, load_base
 from foundation.training.callbacks import ExportBest, LossHistory
 from foundation.training.datamodule import DataSummary, JetDataModule
-from foundation.training.engine import build_trainer, last_checkpoint
+from foundation.training.engine import build_trainer, check_checkpoint, last_checkpoint
 from foundation.training.finetune import GradualUnfreezing, apply_mode, saves_delta
 from foundation.training.module import TrainingModule
 from foundation.training.plots import plot_loss_curves
 from foundation.training.recipe import Recipe, save_recipe
-from foundation.training.run_folder import RunPaths, open_run_folder, write_json
+from foundation.training.run_folder import (
+    RunPaths,
+    lock_run_folder,
+    open_run_folder,
+    write_json,
+)
 from foundation.training.sources import global_rank
-from foundation.training.typed import RecipeError
+from foundation.training.typed import RecipeError, load_yaml, short_repr
 
 with requires_extra("train"):
     import lightning as L
@@ -78,7 +83,14 @@ def _quiet_lightning() -> None:
 
 def _check_resume(paths: RunPaths, recipe: Recipe) -> None:
     """A resumed run must use the recipe it started with (except for longer training)."""
-    saved = yaml.safe_load(paths.recipe.read_text(encoding="utf-8"))
+    if not paths.recipe.is_file():
+        raise FileNotFoundError(
+            f"{paths.recipe}: missing; the run cannot be resumed without the recipe it started "
+            "with (pass --overwrite to start it again)"
+        )
+    saved = load_yaml(paths.recipe.read_text(encoding="utf-8"), str(paths.recipe))
+    if not isinstance(saved, dict):
+        raise RecipeError(f"{paths.recipe}: expected a recipe mapping, found {short_repr(saved)}")
     current = recipe.to_dict()
     changed = [
         f"{section}.{key}"
@@ -204,16 +216,29 @@ def train(
 
     Raises:
         OutputExistsError: the run folder exists and neither ``overwrite`` nor ``resume``.
+        OutputLockedError: another running process trains into the same run folder.
+        CheckpointError: ``resume`` of a ``last.ckpt`` that is truncated, corrupt or not of
+            this run's model.
         RecipeError: a resumed run with a changed recipe, or inputs that do not match the
             pretrained checkpoint.
         DataError / KeyError / ValueError: bad data, heads or arguments (named in the message).
     """
     _quiet_lightning()
-    progress = recipe.trainer.progress_bar if show_progress is None else show_progress
-    if global_rank() == 0:  # the other processes of a distributed run write no files
+    if global_rank() != 0:  # the other processes of a distributed run write no files
+        return _train(recipe, RunPaths(recipe.run_folder), resume, callbacks, show_progress)
+    with lock_run_folder(recipe.run_folder):
         paths = open_run_folder(recipe.run_folder, overwrite=overwrite, resume=resume)
-    else:
-        paths = RunPaths(recipe.run_folder)
+        return _train(recipe, paths, resume, callbacks, show_progress)
+
+
+def _train(
+    recipe: Recipe,
+    paths: RunPaths,
+    resume: bool,
+    callbacks: Sequence[L.Callback],
+    show_progress: bool | None,
+) -> RunResult:
+    progress = recipe.trainer.progress_bar if show_progress is None else show_progress
     resuming = resume and paths.last_ckpt.is_file()
     if resuming:
         _check_resume(paths, recipe)
@@ -248,6 +273,8 @@ def train(
     if trainer.is_global_zero and not resuming:
         save_recipe(recipe, paths.recipe)
     ckpt = last_checkpoint(paths) if resuming else None
+    if ckpt is not None:
+        check_checkpoint(ckpt, module)
     trainer.fit(module, datamodule=data, ckpt_path=ckpt, weights_only=True)
     trainer.save_checkpoint(paths.last_ckpt)
     if trainer.is_global_zero:

@@ -12,6 +12,7 @@ Layout of ``<run>/``::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from foundation.errors import OutputExistsError
+from foundation.locking import exclusive_lock, unique_temporary
 
 RECIPE_FILE = "recipe.yaml"
 METRICS_FILE = "metrics.json"
@@ -98,12 +100,14 @@ def open_run_folder(
     if paths.root.exists() and not paths.root.is_dir():
         raise OutputExistsError(paths.root, "a file (not a run folder)")
     if resume and occupied:
-        if not paths.last_ckpt.is_file():
+        if paths.last_ckpt.is_file():
+            return paths
+        if not paths.recipe.is_file():
             raise FileNotFoundError(
                 f"{paths.root}: holds files but nothing to resume (no "
                 f"{paths.last_ckpt.relative_to(paths.root)}); pass --overwrite to start it again"
             )
-        return paths
+        overwrite = True  # a run killed before its first checkpoint: start it again
     if occupied and not overwrite:
         raise OutputExistsError(paths.root, "a training run")
     if occupied:
@@ -114,12 +118,24 @@ def open_run_folder(
     return paths
 
 
+def lock_run_folder(folder: str | Path) -> contextlib.AbstractContextManager[Path]:
+    """Hold the run folder's lock (``.NAME.lock`` beside it) for a ``with`` block.
+
+    A second process that trains into the same folder is refused at once; the lock goes with
+    the process that holds it (a killed run leaves no lock behind).
+
+    Raises:
+        OutputLockedError: another running process holds the folder.
+    """
+    return exclusive_lock(folder, "this run folder")
+
+
 def write_json(path: Path, data: Mapping[str, Any]) -> None:
     """Write JSON atomically (temporary file, then rename); NaN becomes null."""
     text = json.dumps(_finite(data), indent=2) + "\n"
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)
+    with unique_temporary(path) as temporary:
+        temporary.write_text(text, encoding="utf-8")
+        os.replace(temporary, path)
 
 
 def _finite(value: Any) -> Any:

@@ -12,8 +12,11 @@ the type of the field they name before they are merged.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
+import math
+import reprlib
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -22,6 +25,19 @@ from typing import Any, Literal, TypeVar, Union
 import yaml
 
 T = TypeVar("T")
+
+MAX_NODES = 100_000
+"""At most this many values (scalars, lists, mappings, counted as if every YAML alias were
+written out) in one recipe document or override: a few KB of YAML aliases (``[*a, *a, ...]``
+nested) otherwise expand to billions of values and exhaust the memory."""
+
+_SHORT = reprlib.Repr()
+_SHORT.maxstring = 80
+_SHORT.maxother = 80
+_SHORT.maxlist = _SHORT.maxtuple = _SHORT.maxdict = _SHORT.maxset = 6
+_SHORT.maxlevel = 2
+SHORT_LENGTH = 160
+"""Values in messages are cut to this many characters."""
 
 
 class RecipeError(ValueError):
@@ -103,8 +119,76 @@ def type_name(kind: Any) -> str:
     return getattr(kind, "__name__", str(kind))
 
 
+def short_repr(value: Any) -> str:
+    """``repr(value)`` cut to a few items per level and ~80 characters per string (bounded work
+    and length whatever the value: messages never format a whole unbounded value)."""
+    text = _SHORT.repr(value)
+    return text if len(text) <= SHORT_LENGTH else text[: SHORT_LENGTH - 3] + "..."
+
+
 def _fail(where: str, expected: str, found: Any) -> RecipeError:
-    return RecipeError(f"{where}: expected {expected}, found {found!r} ({type(found).__name__})")
+    return RecipeError(
+        f"{where}: expected {expected}, found {short_repr(found)} ({type(found).__name__})"
+    )
+
+
+class _CountingLoader(yaml.SafeLoader):
+    """A safe YAML loader that refuses documents expanding to more than ``MAX_NODES`` values."""
+
+    def construct_document(self, node: yaml.Node) -> Any:
+        size = _expanded_size(node, {}, MAX_NODES)
+        if size > MAX_NODES:
+            raise RecipeError(
+                f"expands to more than {MAX_NODES} values (aliases counted as written out); "
+                "a recipe is a few dozen keys: remove the repeated aliases"
+            )
+        return super().construct_document(node)
+
+
+def _expanded_size(node: yaml.Node, memo: dict[int, int], limit: int) -> int:
+    """The number of values ``node`` stands for once its aliases are expanded (capped)."""
+    known = memo.get(id(node))
+    if known is not None:
+        return known
+    memo[id(node)] = limit + 1  # a recursive alias expands without end
+    total = 1
+    if isinstance(node, yaml.SequenceNode):
+        children = node.value
+    elif isinstance(node, yaml.MappingNode):
+        children = [item for pair in node.value for item in pair]
+    else:
+        children = []
+    for child in children:
+        total += _expanded_size(child, memo, limit)
+        if total > limit:
+            break
+    memo[id(node)] = min(total, limit + 1)
+    return memo[id(node)]
+
+
+def load_yaml(text: str, source: str) -> Any:
+    """Parse YAML text safely with a bound on its expanded size.
+
+    Args:
+        text: the YAML document.
+        source: where it came from (a file name or ``--set ...``), for messages.
+
+    Raises:
+        RecipeError: invalid YAML, or a document that expands to more than ``MAX_NODES``
+            values (an alias bomb).
+    """
+    try:
+        return yaml.load(text, Loader=_CountingLoader)  # a SafeLoader subclass
+    except RecipeError as error:
+        raise RecipeError(f"{source}: {error}") from None
+    except yaml.YAMLError as error:
+        raise RecipeError(f"{source}: not valid YAML ({_one_line(error)})") from None
+    except RecursionError:
+        raise RecipeError(f"{source}: nested too deeply") from None
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split())[:300]
 
 
 def convert(kind: Any, value: Any, where: str) -> Any:
@@ -129,10 +213,11 @@ def convert(kind: Any, value: Any, where: str) -> Any:
         allowed = typing.get_args(kind)
         if value in allowed and not isinstance(value, bool):
             return value
-        close = difflib.get_close_matches(str(value), [str(a) for a in allowed], n=1)
+        text = short_repr(value)
+        close = difflib.get_close_matches(text.strip("'\""), [str(a) for a in allowed], n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
         raise RecipeError(
-            f"{where}: expected one of {', '.join(map(repr, allowed))}, found {value!r}{hint}"
+            f"{where}: expected one of {', '.join(map(repr, allowed))}, found {text}{hint}"
         )
     if origin in (list, tuple, Sequence):
         return _convert_sequence(kind, value, where)
@@ -192,14 +277,17 @@ def _convert_scalar(kind: Any, value: Any, where: str) -> Any:
             return int(value)
         raise _fail(where, "an integer", value)
     if kind is float:
+        number = None
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):  # YAML 1.1 reads 1e-4 (no dot) as a string
-            try:
-                return float(value)
-            except ValueError:
-                pass
-        raise _fail(where, "a number", value)
+            number = float(value) if abs(value) < 1e308 or isinstance(value, float) else math.inf
+        elif isinstance(value, str):  # YAML 1.1 reads 1e-4 (no dot) as a string
+            with contextlib.suppress(ValueError):
+                number = float(value)
+        if number is None:
+            raise _fail(where, "a number", value)
+        if not math.isfinite(number):
+            raise _fail(where, "a finite number", value)
+        return number
     if kind is str:
         if isinstance(value, str):
             return value
@@ -275,11 +363,13 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     path = [part.strip() for part in key.split(".")]
     if not separator or not all(path):
         raise RecipeError(
-            f"--set {text!r}: expected SECTION.KEY=VALUE, e.g. --set trainer.max_epochs=3"
+            f"--set {short_repr(text)}: expected SECTION.KEY=VALUE, e.g. --set trainer.max_epochs=3"
         )
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
+        value = load_yaml(raw, f"--set {short_repr(text)}") if raw.strip() else ""
+    except RecipeError as error:
+        if "expands to more than" in str(error) or "nested too deeply" in str(error):
+            raise
         value = raw
     return path, value
 
@@ -340,10 +430,10 @@ def apply_overrides(cls: type, data: Mapping[str, Any], overrides: Sequence[str]
         RecipeError: a malformed override, an unknown key (with a suggestion) or a value of the
             wrong type for its field.
     """
-    merged = _deep_copy(data)
+    merged = _deep_copy(data, [MAX_NODES])
     for text in overrides:
         path, value = parse_override(text)
-        where = f"--set {text!r}"
+        where = f"--set {short_repr(text)}"
         kind = field_type(cls, path, where)
         convert(kind, value, f"{where}: {'.'.join(path)}")
         node = merged
@@ -357,9 +447,16 @@ def apply_overrides(cls: type, data: Mapping[str, Any], overrides: Sequence[str]
     return merged
 
 
-def _deep_copy(data: Any) -> Any:
+def _deep_copy(data: Any, budget: list[int]) -> Any:
+    """A copy of plain data; ``budget[0]`` values at most (shared sub-lists count each time)."""
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise RecipeError(
+            f"recipe: expands to more than {MAX_NODES} values (shared or aliased lists counted "
+            "as written out); a recipe is a few dozen keys"
+        )
     if isinstance(data, Mapping):
-        return {str(key): _deep_copy(value) for key, value in data.items()}
+        return {str(key): _deep_copy(value, budget) for key, value in data.items()}
     if isinstance(data, (list, tuple)):
-        return [_deep_copy(value) for value in data]
+        return [_deep_copy(value, budget) for value in data]
     return data
