@@ -1,53 +1,86 @@
-"""The ``foundation`` command: one sub-command per module in :data:`COMMAND_MODULES`."""
+"""The ``foundation`` command: one sub-command per entry of ``commands.COMMANDS``.
+
+Only the sub-command being run is imported (``foundation --help`` imports none), and an error
+of the project's (bad input, a missing file) is printed as one line and exits 1; ``--debug``
+shows the traceback instead. Ctrl-C exits 130 with one line.
+"""
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from collections.abc import Sequence
 
 from foundation import __version__
+from foundation.cli.commands import COMMANDS
 
-COMMAND_MODULES: tuple[str, ...] = (
-    "foundation.cli.quickstart",
-    "foundation.cli.simulate",
-    "foundation.cli.pretrain",
-    "foundation.cli.finetune",
-    "foundation.cli.evaluate",
-    "foundation.cli.study",
-    "foundation.cli.hub",
-    "foundation.cli.baseline",
-    "foundation.cli.export",
-    "foundation.cli.bench",
+EXPECTED_ERRORS: tuple[type[BaseException], ...] = (
+    ValueError,
+    KeyError,
+    FileExistsError,
+    FileNotFoundError,
+    NotADirectoryError,
+    IsADirectoryError,
+    PermissionError,
 )
-"""Modules defining a sub-command: each has ``register(subparsers)`` which adds its parser and
-sets ``func`` (a callable taking the parsed namespace and returning an exit code)."""
+"""Errors that carry a message for the user (the project's errors derive from these): printed
+as one line without a traceback."""
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of the ``foundation`` command with every sub-command registered."""
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The ``foundation`` parser, with ``command``'s full parser (the others as summaries only).
+
+    Args:
+        command: the sub-command to load; None loads none (enough for ``foundation --help``).
+    """
     parser = argparse.ArgumentParser(
         prog="foundation",
         description="Pretrained backbones for particle-physics detector data.",
     )
     parser.add_argument("--version", action="version", version=f"foundation {__version__}")
+    parser.add_argument(
+        "--debug", action="store_true", help="show the full traceback when a command fails"
+    )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module_name in COMMAND_MODULES:
-        importlib.import_module(module_name).register(subparsers)
+    for entry in COMMANDS:
+        if entry.name == command:
+            entry.load().register(subparsers)
+        else:
+            subparsers.add_parser(entry.name, help=entry.summary, add_help=False)
     return parser
+
+
+def requested_command(argv: Sequence[str]) -> str | None:
+    """The sub-command named in ``argv`` (the first argument that is not an option), if any."""
+    names = {entry.name for entry in COMMANDS}
+    for argument in argv:
+        if not argument.startswith("-"):
+            return argument if argument in names else None
+    return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``foundation`` console script."""
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(requested_command(argv))
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
     try:
         return int(args.func(args) or 0)
-    except (ValueError, KeyError, FileExistsError, FileNotFoundError) as error:
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print(
+            f"foundation {args.command}: interrupted; rerun the same command to continue "
+            "(finished work is kept; training runs continue with --resume)",
+            file=sys.stderr,
+        )
+        return 130
+    except EXPECTED_ERRORS as error:
+        if args.debug:
+            raise
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         print(f"foundation {args.command}: error: {message}", file=sys.stderr)
         return 1

@@ -13,7 +13,7 @@ from foundation.hub.config import CONFIG_FILE, WEIGHTS_FILE, read_config
 from foundation.hub.download import HUB_PREFIX, download_file, is_repo_id
 from foundation.hub.hashing import SUMS_FILE, verify_folder
 from foundation.hub.pretrained import checkpoint_search_paths, pretrained_folders
-from foundation.hub.resolve import LOCAL_PREFIX, resolve_checkpoint
+from foundation.hub.resolve import LOCAL_PREFIX, looks_like_path, resolve_checkpoint
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -166,7 +166,7 @@ def run_download(args: argparse.Namespace) -> int:
 
 def _config_of(name: str, revision: str | None) -> dict[str, Any]:
     """config.json of a reference without fetching the weights."""
-    is_local = name.startswith(LOCAL_PREFIX) or Path(name).is_dir()
+    is_local = name.startswith(LOCAL_PREFIX) or Path(name).is_dir() or looks_like_path(name)
     if (
         not is_local
         and name not in pretrained_folders()

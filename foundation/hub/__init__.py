@@ -4,22 +4,55 @@ Save and load: :func:`save_pretrained`, :func:`load_pretrained` (alias :func:`fr
 :func:`create_backbone` (with ``pretrained=``). Named checkpoints: :func:`list_pretrained`.
 Hugging Face Hub: references ``org/name`` / ``hf-hub:org/name`` are downloaded through
 ``huggingface_hub`` (its cache, ``HF_HUB_OFFLINE``), and :func:`push_to_hub` uploads a folder.
+
+The names below are imported on first use (PEP 562), so that ``foundation.hub.resolve`` and
+the other light submodules (the command line's) never pay for torch.
 """
 
-from collections.abc import Sequence
+from __future__ import annotations
 
-from foundation.data.batch import JetBatch
-from foundation.hub.adapters import apply_adapter, list_adapters, register_adapter
-from foundation.hub.backbones import create_backbone
-from foundation.hub.checkpoint import build_model, from_pretrained, load_pretrained, save_pretrained
-from foundation.hub.config import FORMAT_VERSION, read_config
-from foundation.hub.errors import CheckpointError, HubDownloadError
-from foundation.hub.hashing import sha256_file, verify_folder
-from foundation.hub.pretrained import CHECKPOINTS_ENV, find_pretrained, list_pretrained
-from foundation.hub.push import push_to_hub
-from foundation.hub.resolve import ResolvedCheckpoint, resolve_checkpoint
-from foundation.hub.schema import FeatureSchema
-from foundation.model import Model
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from foundation.data.batch import JetBatch
+    from foundation.model import Model
+
+_SUBMODULE_OF: dict[str, str] = {
+    "apply_adapter": "adapters",
+    "list_adapters": "adapters",
+    "register_adapter": "adapters",
+    "create_backbone": "backbones",
+    "build_model": "checkpoint",
+    "from_pretrained": "checkpoint",
+    "load_pretrained": "checkpoint",
+    "save_pretrained": "checkpoint",
+    "FORMAT_VERSION": "config",
+    "read_config": "config",
+    "CheckpointError": "errors",
+    "HubDownloadError": "errors",
+    "sha256_file": "hashing",
+    "verify_folder": "hashing",
+    "CHECKPOINTS_ENV": "pretrained",
+    "find_pretrained": "pretrained",
+    "list_pretrained": "pretrained",
+    "push_to_hub": "push",
+    "ResolvedCheckpoint": "resolve",
+    "resolve_checkpoint": "resolve",
+    "FeatureSchema": "schema",
+}
+"""Public name -> the submodule of ``foundation.hub`` defining it."""
+
+
+def __getattr__(name: str) -> Any:
+    submodule = _SUBMODULE_OF.get(name)
+    if submodule is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f"{__name__}.{submodule}"), name)
+    globals()[name] = value
+    return value
 
 
 def check_feature_schema(model: Model, batch_or_names: JetBatch | Sequence[str]) -> list[str]:
@@ -30,27 +63,4 @@ def check_feature_schema(model: Model, batch_or_names: JetBatch | Sequence[str])
     return model.check_feature_schema(batch_or_names)
 
 
-__all__ = [
-    "CHECKPOINTS_ENV",
-    "FORMAT_VERSION",
-    "CheckpointError",
-    "FeatureSchema",
-    "HubDownloadError",
-    "ResolvedCheckpoint",
-    "apply_adapter",
-    "build_model",
-    "check_feature_schema",
-    "create_backbone",
-    "find_pretrained",
-    "from_pretrained",
-    "list_adapters",
-    "list_pretrained",
-    "load_pretrained",
-    "push_to_hub",
-    "read_config",
-    "register_adapter",
-    "resolve_checkpoint",
-    "save_pretrained",
-    "sha256_file",
-    "verify_folder",
-]
+__all__ = sorted([*_SUBMODULE_OF, "check_feature_schema"])

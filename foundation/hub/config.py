@@ -7,12 +7,14 @@ import re
 from collections.abc import Mapping
 from os import PathLike
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from foundation import __version__
 from foundation.hub.errors import CheckpointError
 from foundation.hub.schema import FeatureSchema
-from foundation.model import Model
+
+if TYPE_CHECKING:
+    from foundation.model import Model
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -72,13 +73,44 @@ def resolve_checkpoint(
     registered = find_pretrained(text, search_paths)
     if registered is not None:
         return _registered(text, registered, revision, fetch)
+    if looks_like_path(text):
+        raise CheckpointError(text, _missing_folder_message(Path(text)))
     if is_repo_id(text):
         return _hub(text, revision, text)
-    names = ", ".join(list_pretrained(search_paths)) or "none"
+    known = list_pretrained(search_paths)
+    close = difflib.get_close_matches(text, known, n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
     raise KeyError(
-        f"unknown checkpoint {text!r}: not a folder, not a registered pretrained name "
-        f"(registered: {names}) and not a Hub repo id ('org/name' or 'hf-hub:org/name')"
+        f"unknown checkpoint {text!r}: {hint}not a folder, not a registered pretrained name "
+        f"(registered: {', '.join(known) or 'none'}) and not a Hub repo id "
+        "('org/name' or 'hf-hub:org/name')"
     )
+
+
+def looks_like_path(text: str) -> bool:
+    """Whether a reference that is no existing folder names a local path rather than a Hub repo.
+
+    True when it starts with ``.``, ``/``, ``~`` or ``runs/`` (where training runs go by
+    default), has more than one ``/`` (a repo id has one), or its first component is an existing
+    local folder (``data/x`` while ``data/`` exists). Such a name is never sent to the Hub: a typo
+    gives a missing-folder error at once (``hf-hub:org/name`` always means the Hub).
+    """
+    if text.startswith((".", "/", "~", "runs/")) or text.count("/") > 1:
+        return True
+    head, separator, _ = text.partition("/")
+    return bool(separator) and Path(head).is_dir()
+
+
+def _missing_folder_message(folder: Path) -> str:
+    """A "no such folder" message, with the closest names in its parent folder when there are some."""
+    parent = folder.expanduser().parent
+    message = "no such checkpoint folder"
+    if parent.is_dir():
+        siblings = sorted(entry.name for entry in parent.iterdir() if entry.is_dir())
+        close = difflib.get_close_matches(folder.name, siblings, n=3)
+        if close:
+            message += f"; did you mean {', '.join(str(parent / name) for name in close)}?"
+    return message + " (for a Hub repo, write hf-hub:org/name)"
 
 
 def _local(folder: Path, revision: str | None) -> ResolvedCheckpoint:
@@ -87,7 +119,7 @@ def _local(folder: Path, revision: str | None) -> ResolvedCheckpoint:
             f"{folder}: a revision ({revision!r}) only applies to Hub repos, not to a local folder"
         )
     if not folder.is_dir():
-        raise CheckpointError(folder, "checkpoint folder does not exist")
+        raise CheckpointError(folder, _missing_folder_message(folder))
     return ResolvedCheckpoint(folder=folder, kind="local", reference=str(folder))
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from foundation.data.batch import JetBatch
+if TYPE_CHECKING:
+    from foundation.data.batch import JetBatch
 
 
 @dataclass(frozen=True)
@@ -107,7 +108,7 @@ class FeatureSchema:
         Returns:
             Human-readable differences (missing, unexpected, reordered); empty when they match.
         """
-        if isinstance(batch_or_names, JetBatch):
+        if not isinstance(batch_or_names, Sequence):  # a JetBatch
             found = {
                 "particle_features": tuple(batch_or_names.feature_names),
                 "jet_features": tuple(batch_or_names.jet_feature_names),
