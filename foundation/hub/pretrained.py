@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import Sequence
 from os import PathLike
@@ -13,20 +14,45 @@ CHECKPOINTS_ENV = "FOUNDATION_CHECKPOINTS"
 """Environment variable with extra checkpoint folders (``os.pathsep``-separated), searched
 before the shipped ones."""
 
+SHIPPED_PACKAGE = "foundation_checkpoints"
+"""The package a wheel installs the repository's ``checkpoints/`` folder as (see setup.py)."""
+
 _PACKAGE_ROOT = Path(__file__).resolve().parents[1]
+
+
+def shipped_checkpoint_folders() -> list[Path]:
+    """Folders holding the shipped checkpoints, each once.
+
+    In a source checkout (the parent of the ``foundation`` package holds ``pyproject.toml``):
+    its ``checkpoints/``. Installed: the folder of the :data:`SHIPPED_PACKAGE` package (an
+    editable install maps it to the same ``checkpoints/``).
+    """
+    found: list[Path] = []
+    source_root = _PACKAGE_ROOT.parent
+    if (source_root / "pyproject.toml").is_file():
+        found.append(source_root / "checkpoints")
+    try:
+        spec = importlib.util.find_spec(SHIPPED_PACKAGE)
+    except (ImportError, ValueError):
+        spec = None
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        found.append(Path(location))
+    unique: dict[Path, Path] = {}
+    for folder in found:
+        unique.setdefault(folder.resolve(), folder)
+    return list(unique.values())
 
 
 def checkpoint_search_paths(paths: Sequence[str | PathLike[str]] | None = None) -> list[Path]:
     """Folders searched for named checkpoints, in priority order.
 
-    ``paths`` when given; else the folders in ``$FOUNDATION_CHECKPOINTS``, then the repository's
-    ``checkpoints/`` and the installed package data ``foundation/checkpoints/``.
+    ``paths`` when given; else the folders in ``$FOUNDATION_CHECKPOINTS``, then the shipped
+    ones (:func:`shipped_checkpoint_folders`).
     """
     if paths is not None:
         return [Path(path) for path in paths]
     found = [Path(p) for p in os.environ.get(CHECKPOINTS_ENV, "").split(os.pathsep) if p]
-    found += [_PACKAGE_ROOT.parent / "checkpoints", _PACKAGE_ROOT / "checkpoints"]
-    return found
+    return found + shipped_checkpoint_folders()
 
 
 def pretrained_folders(paths: Sequence[str | PathLike[str]] | None = None) -> dict[str, Path]:

@@ -1,0 +1,16 @@
+"""Package list of foundation-jets (everything else is in pyproject.toml).
+
+pyproject.toml cannot add a renamed package to ``packages.find``: the shipped ``checkpoints/``
+folder (top level of the repository) is installed as the package ``foundation_checkpoints``,
+so that a wheel carries every checkpoint folder in it without a list to maintain.
+"""
+
+from setuptools import find_packages, setup
+
+setup(
+    packages=[
+        *find_packages(include=["foundation", "foundation.*", "heads", "heads.*"]),
+        "foundation_checkpoints",
+    ],
+    package_dir={"foundation_checkpoints": "checkpoints"},
+)
