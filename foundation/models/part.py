@@ -19,6 +19,7 @@ from foundation.models.base import Backbone, Features
 from foundation.models.builder import build_backbone, jsonable
 from foundation.models.checks import check_batch
 from foundation.models.layers import (
+    MaskedBatchNorm,
     MultiheadAttention,
     PairEmbedding,
     attention_allowed,
@@ -28,35 +29,64 @@ from foundation.models.layers import (
 )
 from foundation.models.registry import register_backbone
 
+WEAVER_OPTION_DEFAULTS: dict[str, Any] = {
+    "class_dropout": None,
+    "embed_input_norm": False,
+    "embed_norm_first": False,
+    "pair_features": "foundation",
+    "pair_output_norm": False,
+    "pair_output_activation": False,
+    "class_query_norm": True,
+    "residual_scale": False,
+}
+"""The options that reproduce weaver-core's ParT, at the values that keep the paper's model; a
+backbone's ``config`` records those set to anything else (so a default model's config, and so
+every checkpoint saved before these options existed, is unchanged)."""
+
 
 class ParticleEmbedding(nn.Module):
     """ParT's particle embedding: an MLP with GELU and layer normalisation in between.
 
-    ``Linear -> GELU``, then ``LayerNorm -> Linear -> GELU`` for every further width.
+    ``Linear -> GELU``, then ``LayerNorm -> Linear -> GELU`` for every further width. weaver-core's
+    ParT also normalises the inputs with a batch-norm (``input_norm``) and puts a ``LayerNorm``
+    before the first ``Linear`` too (``norm_first``).
 
     Args:
         in_features: particle features ``F``.
         dims: layer widths, e.g. ``(128, 512, 128)``; the output width is ``dims[-1]``.
+        input_norm: a batch-norm of the inputs, its statistics from real particles only.
+        norm_first: a ``LayerNorm`` before the first ``Linear``.
 
     Shapes:
         - x: ``[B, N, F]``
+        - mask: ``[B, N]`` bool (used by ``input_norm`` in training), or ``None``
         - output: ``[B, N, dims[-1]]``
     """
 
-    def __init__(self, in_features: int, dims: Sequence[int]) -> None:
+    def __init__(
+        self,
+        in_features: int,
+        dims: Sequence[int],
+        *,
+        input_norm: bool = False,
+        norm_first: bool = False,
+    ) -> None:
         super().__init__()
         if not dims:
             raise ValueError("embed_dims must name at least one layer width, found []")
+        self.input_norm = MaskedBatchNorm(in_features) if input_norm else None
         layers: list[nn.Module] = []
         width = in_features
         for index, out in enumerate(dims):
-            if index:
+            if index or norm_first:
                 layers.append(nn.LayerNorm(width))
             layers += [nn.Linear(width, out), nn.GELU()]
             width = out
         self.mlp = nn.Sequential(*layers)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        if self.input_norm is not None:
+            x = self.input_norm(x, mask)
         return self.mlp(x)
 
 
@@ -68,11 +98,18 @@ class ParTBlock(nn.Module):
     ``attn_mask``; as a class attention block the class token (``x``, ``L = 1``) attends to
     ``context = [class token, particles]`` normalised by the same first norm.
 
+    weaver-core's block differs in two ways, each an option: its class token queries without
+    the first norm (``query_norm=False``; the keys and values are normalised), and the
+    feed-forward residual is scaled per channel (``residual_scale``: ``w ⊙ x + FFN(x)``). Its
+    per-head scales of the attention output are folded into ``attn.out_proj`` on conversion.
+
     Args:
         dim: width ``D``.
         num_heads: attention heads.
         ffn_ratio: hidden width of the feed-forward part, in units of ``D``.
         dropout: dropout on attention weights, after attention and in the feed-forward part.
+        query_norm: normalise a class token before it queries (class attention only).
+        residual_scale: a learned per-channel scale of the feed-forward residual.
 
     Shapes:
         - x: ``[B, L, D]``
@@ -82,9 +119,19 @@ class ParTBlock(nn.Module):
         - output: ``[B, L, D]``
     """
 
-    def __init__(self, dim: int, num_heads: int, ffn_ratio: float = 4.0, dropout: float = 0.1):
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int,
+        ffn_ratio: float = 4.0,
+        dropout: float = 0.1,
+        *,
+        query_norm: bool = True,
+        residual_scale: bool = False,
+    ) -> None:
         super().__init__()
         hidden = int(dim * ffn_ratio)
+        self.query_norm = query_norm
         self.attn_norm = nn.LayerNorm(dim)
         self.attn = MultiheadAttention(dim, num_heads, dropout=dropout)
         self.attn_out_norm = nn.LayerNorm(dim)
@@ -94,15 +141,17 @@ class ParTBlock(nn.Module):
         self.ffn_mid_norm = nn.LayerNorm(hidden)
         self.fc2 = nn.Linear(hidden, dim)
         self.dropout = nn.Dropout(dropout)
+        self.residual_scale = nn.Parameter(torch.ones(dim)) if residual_scale else None
 
     def forward(
         self, x: torch.Tensor, attn_mask: torch.Tensor, context: torch.Tensor | None = None
     ) -> torch.Tensor:
-        query = self.attn_norm(x)
+        query = self.attn_norm(x) if context is None or self.query_norm else x
         keys = None if context is None else self.attn_norm(context)
         x = x + self.dropout(self.attn_out_norm(self.attn(query, keys, attn_mask)))
         hidden = self.dropout(self.activation(self.fc1(self.ffn_norm(x))))
-        return x + self.dropout(self.fc2(self.ffn_mid_norm(hidden)))
+        residual = x if self.residual_scale is None else self.residual_scale * x
+        return residual + self.dropout(self.fc2(self.ffn_mid_norm(hidden)))
 
 
 class ParticleTransformer(Backbone):
@@ -113,6 +162,9 @@ class ParticleTransformer(Backbone):
     is trimmed per batch (in eager mode and in exported graphs, not under ``torch.compile``),
     which changes speed only.
     Jet-level inputs are not used (``in_jet_features`` is accepted and recorded).
+
+    The keyword-only options reproduce weaver-core's ParT exactly (see
+    :mod:`foundation.convert.weaver_part`); their defaults keep the model described above.
 
     Args:
         in_features: particle features ``F``.
@@ -125,6 +177,20 @@ class ParticleTransformer(Backbone):
         num_class_layers: class attention blocks.
         ffn_ratio: feed-forward width in units of the model width.
         dropout: dropout rate (attention weights, residual branches, feed-forward).
+        class_dropout: dropout rate of the class attention blocks (``None``: ``dropout``;
+            weaver-core uses 0).
+        embed_input_norm: batch-norm the particle inputs first (weaver-core's ``input_bn``).
+        embed_norm_first: a ``LayerNorm`` before the first embedding ``Linear`` too.
+        pair_features: ``"foundation"`` (:func:`foundation.data.pairs.pair_features`) or
+            ``"weaver"`` (weaver-core's order and definitions,
+            :func:`foundation.models.layers.weaver_pairs.weaver_pair_features`).
+        pair_output_norm: batch-norm the pair embedding's output biases.
+        pair_output_activation: a GELU on the pair embedding's output biases (weaver-core's
+            ``use_pre_activation_pair=False``).
+        class_query_norm: normalise the class token before it queries the particles (weaver-core
+            does not).
+        residual_scale: learned per-channel scales of the feed-forward residuals
+            (weaver-core's ``w_resid``).
 
     Shapes:
         - batch.particles: ``[B, N, F]``; batch.mask: ``[B, N]``; batch.vectors: ``[B, N, 4]``
@@ -142,8 +208,27 @@ class ParticleTransformer(Backbone):
         num_class_layers: int = 2,
         ffn_ratio: float = 4.0,
         dropout: float = 0.1,
+        *,
+        class_dropout: float | None = None,
+        embed_input_norm: bool = False,
+        embed_norm_first: bool = False,
+        pair_features: str = "foundation",
+        pair_output_norm: bool = False,
+        pair_output_activation: bool = False,
+        class_query_norm: bool = True,
+        residual_scale: bool = False,
     ) -> None:
         super().__init__()
+        options = {
+            "class_dropout": class_dropout,
+            "embed_input_norm": embed_input_norm,
+            "embed_norm_first": embed_norm_first,
+            "pair_features": pair_features,
+            "pair_output_norm": pair_output_norm,
+            "pair_output_activation": pair_output_activation,
+            "class_query_norm": class_query_norm,
+            "residual_scale": residual_scale,
+        }
         self.config: dict[str, Any] = jsonable(
             {
                 "in_features": in_features,
@@ -155,19 +240,43 @@ class ParticleTransformer(Backbone):
                 "num_class_layers": num_class_layers,
                 "ffn_ratio": ffn_ratio,
                 "dropout": dropout,
+                **{
+                    name: value
+                    for name, value in options.items()
+                    if value != WEAVER_OPTION_DEFAULTS[name]
+                },
             }
         )
         dim = embed_dims[-1]
         self.num_features = dim
-        self.embed = ParticleEmbedding(in_features, embed_dims)
+        self.embed = ParticleEmbedding(
+            in_features, embed_dims, input_norm=embed_input_norm, norm_first=embed_norm_first
+        )
         self.pair_embed = (
-            None if pair_embed_dims is None else PairEmbedding(pair_embed_dims, num_heads)
+            None
+            if pair_embed_dims is None
+            else PairEmbedding(
+                pair_embed_dims,
+                num_heads,
+                features=pair_features,
+                output_norm=pair_output_norm,
+                output_activation=pair_output_activation,
+            )
         )
         self.blocks = nn.ModuleList(
-            ParTBlock(dim, num_heads, ffn_ratio, dropout) for _ in range(num_layers)
+            ParTBlock(dim, num_heads, ffn_ratio, dropout, residual_scale=residual_scale)
+            for _ in range(num_layers)
         )
         self.class_blocks = nn.ModuleList(
-            ParTBlock(dim, num_heads, ffn_ratio, dropout) for _ in range(num_class_layers)
+            ParTBlock(
+                dim,
+                num_heads,
+                ffn_ratio,
+                dropout if class_dropout is None else class_dropout,
+                query_norm=class_query_norm,
+                residual_scale=residual_scale,
+            )
+            for _ in range(num_class_layers)
         )
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
         nn.init.trunc_normal_(self.cls_token, std=0.02)
@@ -178,7 +287,7 @@ class ParticleTransformer(Backbone):
         input_mask, full_count = batch.mask, batch.num_particles
         batch = trim_padding(batch)
         mask = batch.mask
-        x = zero_padding(self.embed(batch.particles), mask)
+        x = zero_padding(self.embed(batch.particles, mask), mask)
 
         allowed = attention_allowed(mask, mask)
         attn_mask: torch.Tensor = allowed
