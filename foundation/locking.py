@@ -130,6 +130,7 @@ def unique_temporary(target: str | PathLike[str]) -> Iterator[Path]:
     remove_stale_temporaries(target)
     handle, name = tempfile.mkstemp(prefix=temporary_prefix(target), dir=target.parent)
     fcntl.flock(handle, fcntl.LOCK_EX)
+    os.fchmod(handle, 0o644)  # the final file's mode (mkstemp makes it private)
     temporary = Path(name)
     try:
         yield temporary

@@ -4,20 +4,40 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import sys
 from pathlib import Path
 
 from foundation.simulation.processes import ALIASES, PROCESSES
 
 
 def _pt_range(text: str) -> tuple[float, float]:
+    from foundation.simulation.runner import check_pt_range
+
     try:
         low, high = (float(value) for value in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected LOW,HIGH in GeV, found {text!r}") from None
-    if not 0 < low < high:
-        raise argparse.ArgumentTypeError(f"expected 0 < LOW < HIGH, found {text!r}")
+    try:
+        check_pt_range((low, high))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error).removeprefix("--pt-range: ")) from None
     return low, high
+
+
+def _pileup(text: str) -> float:
+    from foundation.simulation.runner import MAX_PILEUP
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, found {text!r}") from None
+    if not (math.isfinite(value) and 0 <= value <= MAX_PILEUP):
+        raise argparse.ArgumentTypeError(
+            f"expected a mean number of interactions in 0..{MAX_PILEUP:g}, found {text!r}"
+        )
+    return value
 
 
 def _batch_shard(text: str) -> tuple[int, int]:
@@ -59,7 +79,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--card", default="default", help="detector card: shipped name or YAML")
     parser.add_argument(
         "--pileup",
-        type=float,
+        type=_pileup,
         default=None,
         metavar="MU",
         help="mean pileup interactions (overrides the card; 0 = off)",
@@ -110,9 +130,17 @@ def run(args: argparse.Namespace) -> int:
     )
     if args.shard is not None:
         specs = select_batch_shards(specs, *args.shard)
-    made = run_shards(
-        specs, workers=args.workers, overwrite=args.overwrite, show_progress=not args.no_progress
-    )
+    try:
+        made = run_shards(
+            specs,
+            workers=args.workers,
+            overwrite=args.overwrite,
+            show_progress=not args.no_progress,
+        )
+    except KeyboardInterrupt as interruption:  # workers are ended; finished shards are kept
+        message = str(interruption) or "interrupted; rerun the same command to resume"
+        print(f"foundation simulate: {message}", file=sys.stderr)
+        return 130
     if made:
         summary = shard_summary(made)
         print(

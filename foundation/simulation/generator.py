@@ -11,8 +11,11 @@ import numpy as np
 
 from foundation.extras import requires_extra
 
+BEAM_ENERGY_CM = 13600.0
+"""Centre-of-mass energy of the proton beams in GeV (LHC Run 3)."""
+
 COMMON_SETTINGS: tuple[str, ...] = (
-    "Beams:eCM = 13600",
+    f"Beams:eCM = {BEAM_ENERGY_CM:g}",
     "Print:quiet = on",
     # Particles with a proper lifetime above 10 mm/c (K0S, Lambda, ...) are left undecayed, as
     # a detector sees them; b and c hadrons and taus decay with displaced vertices.

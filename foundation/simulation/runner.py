@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import multiprocessing
+import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,10 +19,11 @@ from tqdm import tqdm
 
 from foundation import __version__
 from foundation.errors import DataError, OutputExistsError
+from foundation.locking import range_locks
 from foundation.simulation import truth
 from foundation.simulation.card import DetectorCard
 from foundation.simulation.detector import Candidates, Detector, GenParticles
-from foundation.simulation.generator import MAX_PYTHIA_SEED, EventBatch, Generator
+from foundation.simulation.generator import BEAM_ENERGY_CM, MAX_PYTHIA_SEED, EventBatch, Generator
 from foundation.simulation.jets import EventTruth, JetTable, select_jets, substructure
 from foundation.simulation.processes import PROCESSES, Process
 from foundation.simulation.writer import read_metadata, write_shard
@@ -28,6 +32,15 @@ EVENTS_PER_CALL = 100
 """Events generated per ``Pythia.nextBatch`` call (and clustered together)."""
 MAX_EVENTS_PER_JET = 2000
 """A shard gives up (with an error) when it needs more events than this per requested jet."""
+MAX_PILEUP = 1000.0
+"""The largest mean number of pileup interactions accepted (HL-LHC is about 200)."""
+LOCK_FILE = ".simulate.lock"
+"""The lock file of a simulation folder: one byte-range lock per shard being written."""
+_SHARDS_PER_PROCESS = 10_000_000
+
+
+class SimulationInterrupted(KeyboardInterrupt):
+    """Simulation was stopped with Ctrl-C; the message says what is kept and how to resume."""
 
 
 @dataclass(frozen=True)
@@ -266,6 +279,13 @@ def plan_shards(
     """
     if n_jets <= 0:
         raise ValueError(f"--jets: expected a positive number of jets, found {n_jets}")
+    check_pt_range(pt_range)
+    mean = card.pileup.mean_interactions
+    if not (math.isfinite(mean) and 0 <= mean <= MAX_PILEUP):
+        raise ValueError(
+            f"card {card.name!r}: pileup.mean_interactions: expected 0..{MAX_PILEUP:g}, "
+            f"found {mean}"
+        )
     if shard_size <= 0:
         raise ValueError(f"--shard-size: expected a positive number, found {shard_size}")
     specs = []
@@ -285,6 +305,37 @@ def plan_shards(
                 )
             )
     return specs
+
+
+def check_pt_range(pt_range: tuple[float, float] | None) -> None:
+    """A jet pT window must be finite, ``0 < low < high``, and ``high`` within the beams'
+    reach (half the centre-of-mass energy).
+
+    Raises:
+        ValueError: the window is not possible (the message names it and the beam energy).
+    """
+    if pt_range is None:
+        return
+    try:
+        low, high = (float(value) for value in pt_range)
+    except (TypeError, ValueError):
+        raise ValueError(f"--pt-range: expected LOW,HIGH in GeV, found {pt_range!r}") from None
+    limit = BEAM_ENERGY_CM / 2
+    if not (math.isfinite(low) and math.isfinite(high) and 0 < low < high <= limit):
+        raise ValueError(
+            f"--pt-range: expected 0 < LOW < HIGH <= {limit:g} GeV (half the {BEAM_ENERGY_CM:g} "
+            f"GeV centre-of-mass energy), found {low:g},{high:g}"
+        )
+
+
+def _lock_offset(spec: ShardSpec) -> int:
+    """The byte of :data:`LOCK_FILE` that locks ``spec``'s shard."""
+    return list(PROCESSES).index(spec.process) * _SHARDS_PER_PROCESS + spec.index
+
+
+def _ignore_interrupts() -> None:
+    """Pool workers leave Ctrl-C to the main process, which ends them."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _is_done(spec: ShardSpec, overwrite: bool) -> bool:
@@ -320,12 +371,47 @@ def run_shards(
     overwrite: bool = False,
     show_progress: bool = True,
 ) -> list[dict]:
-    """Simulate every shard not already finished; returns the metadata of those it made."""
+    """Simulate every shard not already finished; returns the metadata of those it made.
+
+    The shards to make are locked first (one byte-range lock each in ``OUT/.simulate.lock``):
+    another process making any of them is refused at once, while batch jobs making different
+    shards of one folder (``--shard I/N``) run side by side.
+
+    Raises:
+        OutputLockedError: another running process is making one of these shards.
+        SimulationInterrupted: Ctrl-C; finished shards are kept, workers are ended.
+        OutputExistsError: a shard of another request is in the way (without ``overwrite``).
+    """
     todo = [spec for spec in specs if not _is_done(spec, overwrite)]
     for spec in specs:
         spec.path.parent.mkdir(parents=True, exist_ok=True)
+    results: list[dict] = []
+    folders = sorted({spec.path.parent for spec in todo})
+    with contextlib.ExitStack() as locks:
+        for folder in folders:
+            offsets = [_lock_offset(spec) for spec in todo if spec.path.parent == folder]
+            locks.enter_context(range_locks(folder / LOCK_FILE, offsets, "a shard of this request"))
+        try:
+            _simulate(specs, todo, workers, show_progress, results)
+        except KeyboardInterrupt:
+            done = len(specs) - len(todo) + len(results)
+            raise SimulationInterrupted(
+                f"interrupted: {done} of {len(specs)} shards are finished and kept; rerun the "
+                "same command to make the others"
+            ) from None
+    return results
+
+
+def _simulate(
+    specs: list[ShardSpec],
+    todo: list[ShardSpec],
+    workers: int,
+    show_progress: bool,
+    results: list[dict],
+) -> None:
+    """Simulate ``todo`` (serially or in a pool), appending each shard's metadata to
+    ``results`` as it finishes; a Ctrl-C ends the pool's workers before it propagates."""
     total = sum(spec.n_jets for spec in todo)
-    results = []
     skipped = len(specs) - len(todo)
     with tqdm(
         total=total,
@@ -336,13 +422,27 @@ def run_shards(
         if workers <= 1:
             for spec in todo:
                 results.append(simulate_shard(spec, progress=bar.update))
-        else:
-            context = multiprocessing.get_context("spawn")
-            with context.Pool(workers) as pool:
-                for metadata in pool.imap_unordered(_run_one, todo):
-                    bar.update(metadata["n_jets"])
-                    results.append(metadata)
-    return results
+            return
+        context = multiprocessing.get_context("spawn")
+        # workers start with Ctrl-C ignored (inherited), so that an early Ctrl-C cannot stop
+        # one half-way through its imports; the main process ends them
+        main_thread = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main_thread else None
+        try:
+            pool = context.Pool(workers, initializer=_ignore_interrupts)
+        finally:
+            if main_thread:
+                signal.signal(signal.SIGINT, previous)
+        try:
+            for metadata in pool.imap_unordered(_run_one, todo):
+                bar.update(metadata["n_jets"])
+                results.append(metadata)
+            pool.close()
+        except BaseException:
+            pool.terminate()
+            raise
+        finally:
+            pool.join()
 
 
 def select_batch_shards(specs: list[ShardSpec], job: int, n_jobs: int) -> list[ShardSpec]:

@@ -13,6 +13,7 @@ import uproot
 
 from foundation.data.schema import METADATA_KEY, TREE_NAME
 from foundation.errors import DataError
+from foundation.locking import unique_temporary
 
 _INTEGER_JET_BRANCHES = {"event_id": np.int64, "jet_truth_parton_id": np.int32}
 
@@ -25,7 +26,8 @@ def write_shard(
 ) -> None:
     """Write one shard: tree ``tree`` with ``part_*`` jagged branches and ``jet_*``/``label_*``.
 
-    The file is written to ``PATH.tmp`` and renamed, so a reader never sees a partial shard.
+    The file is written to a temporary ``.NAME.tmp-*`` of this writer and renamed, so a reader
+    never sees a partial shard and two writers never share a temporary file.
 
     Args:
         path: destination ``.root`` file.
@@ -46,18 +48,18 @@ def write_shard(
         if dtype is None:
             dtype = np.bool_ if name.startswith("label_") else np.float32
         data[name] = np.asarray(values, dtype=dtype)
-    temporary = path.with_name(path.name + ".tmp")
-    with uproot.recreate(temporary) as file:
-        tree = file.mktree(
-            TREE_NAME,
-            {
-                name: value.type if isinstance(value, ak.Array) else value.dtype
-                for name, value in data.items()
-            },
-        )
-        tree.extend(data)
-        file[METADATA_KEY] = json.dumps(metadata, sort_keys=True)
-    os.replace(temporary, path)
+    with unique_temporary(path) as temporary:
+        with uproot.recreate(temporary) as file:
+            tree = file.mktree(
+                TREE_NAME,
+                {
+                    name: value.type if isinstance(value, ak.Array) else value.dtype
+                    for name, value in data.items()
+                },
+            )
+            tree.extend(data)
+            file[METADATA_KEY] = json.dumps(metadata, sort_keys=True)
+        os.replace(temporary, path)
 
 
 def read_metadata(path: Path) -> dict[str, Any]:

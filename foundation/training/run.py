@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -193,6 +194,32 @@ def _load_weights(model: Model, folder: Path) -> None:
     model.load_state_dict(loaded.state_dict(), strict=True)
 
 
+class TrainingInterrupted(KeyboardInterrupt):
+    """Training was stopped with Ctrl-C (SIGINT); the message says how to resume."""
+
+
+def _fit(
+    trainer: L.Trainer,
+    module: TrainingModule,
+    data: JetDataModule,
+    ckpt: Path | None,
+    paths: RunPaths,
+) -> None:
+    """``trainer.fit``, with Ctrl-C turned into :class:`TrainingInterrupted` (Lightning turns it
+    into ``SystemExit(1)`` and ignores further SIGINTs; the default handler is restored)."""
+    try:
+        trainer.fit(module, datamodule=data, ckpt_path=ckpt, weights_only=True)
+    except SystemExit:
+        if not trainer.interrupted:
+            raise
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        saved = "from its last checkpoint" if paths.last_ckpt.is_file() else "from the start"
+        raise TrainingInterrupted(
+            f"training interrupted at step {trainer.global_step}; {paths.root} resumes {saved} "
+            "with the same command and --resume"
+        ) from None
+
+
 def train(
     recipe: Recipe,
     *,
@@ -217,6 +244,8 @@ def train(
     Raises:
         OutputExistsError: the run folder exists and neither ``overwrite`` nor ``resume``.
         OutputLockedError: another running process trains into the same run folder.
+        TrainingInterrupted: Ctrl-C during training (a ``KeyboardInterrupt`` saying how to
+            resume).
         CheckpointError: ``resume`` of a ``last.ckpt`` that is truncated, corrupt or not of
             this run's model.
         RecipeError: a resumed run with a changed recipe, or inputs that do not match the
@@ -275,7 +304,7 @@ def _train(
     ckpt = last_checkpoint(paths) if resuming else None
     if ckpt is not None:
         check_checkpoint(ckpt, module)
-    trainer.fit(module, datamodule=data, ckpt_path=ckpt, weights_only=True)
+    _fit(trainer, module, data, ckpt, paths)
     trainer.save_checkpoint(paths.last_ckpt)
     if trainer.is_global_zero:
         saver(paths.last)

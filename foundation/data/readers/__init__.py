@@ -13,6 +13,7 @@ The format is detected from each file's extension and first bytes unless ``fmt``
 from __future__ import annotations
 
 import glob
+import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -41,7 +42,8 @@ def expand_paths(paths: PathLike | Sequence[PathLike]) -> list[Path]:
     """Files named by ``paths``: paths, or glob patterns (``data/*.root``) expanded in sorted order.
 
     Raises:
-        DataError: no path is given, or a pattern matches no file.
+        DataError: no path is given, a pattern matches no file, or a file is named twice
+            (directly or through patterns), which would read its jets twice.
     """
     items = [paths] if isinstance(paths, str | Path) else list(paths)
     if not items:
@@ -56,6 +58,18 @@ def expand_paths(paths: PathLike | Sequence[PathLike]) -> list[Path]:
             files.extend(Path(match) for match in matches)
         else:
             files.append(Path(text))
+    seen: dict[Path, Path] = {}
+    for file in files:
+        key = Path(os.path.realpath(file))
+        if key in seen:
+            raise DataError(
+                file,
+                "paths",
+                "each file once",
+                "it named twice" + (f" (also as {seen[key]})" if seen[key] != file else ""),
+                hint="Its jets would be read twice: remove the repeated path or pattern",
+            )
+        seen[key] = file
     return files
 
 
