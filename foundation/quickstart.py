@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -118,6 +120,21 @@ def _check_folder(out: Path) -> None:
         raise OutputExistsError(out, f"files that are not a quickstart (no {MARKER})")
 
 
+def training_threads() -> int:
+    """Intra-op threads for training: the cores not already busy (1-minute load), at least 1.
+
+    On a shared machine, as many threads as cores spin against the other jobs and multiply the
+    training time (measured: 7x with one 2-thread neighbour on 2 cores); one thread per free core
+    does not.
+    """
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    try:
+        load = os.getloadavg()[0]
+    except OSError:  # pragma: no cover - platforms without a load average
+        load = 0.0
+    return max(1, min(cores or 1, round((cores or 1) - load)))
+
+
 def _finite(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
@@ -131,13 +148,23 @@ def run_quickstart(
         OutputExistsError: ``config.out`` holds files that are not a quickstart.
         KeyError: the pretrained backbone is not found (the message lists the shipped ones).
     """
+    import torch
+
     from foundation.evaluation.metrics import background_rejection, roc_auc
     from foundation.evaluation.plots import plot_roc
     from foundation.export import export_onnx
     from foundation.hub import list_pretrained
     from foundation.hub.resolve import resolve_checkpoint
+    from foundation.training.epoch_log import EpochLog
     from foundation.training.sources import simulate
     from foundation.training.study import binary_scores, data_efficiency
+
+    started = time.monotonic()
+
+    def phase_done(name: str, since: float) -> float:
+        now = time.monotonic()
+        echo(f"      {name} done in {_minutes(now - since)}")
+        return now
 
     out = config.out
     _check_folder(out)
@@ -157,15 +184,27 @@ def run_quickstart(
     )
     recipe = quickstart_recipe(config)
     simulate(recipe.data.simulate)
+    mark = phase_done("simulation", started)
+    threads = training_threads()
+    torch.set_num_threads(threads)
+    runs = sum(len(config.lr_grid.get(mode, (0,))) for mode in MODES)
     echo(
         f"[2/4] training the '{HEAD}' head on {config.train_size} labelled jets: "
         f"{', '.join(MODES)} (backbone {config.backbone}), each at the best of its learning "
-        f"rates on the validation jets ..."
+        f"rates on the validation jets: {runs} runs of {config.epochs} epochs, {threads} "
+        f"thread{'s' if threads > 1 else ''} ..."
     )
     study = data_efficiency(
-        recipe, [config.train_size], 1, MODES, out / "study", lr_grid=config.lr_grid
+        recipe,
+        [config.train_size],
+        1,
+        MODES,
+        out / "study",
+        lr_grid=config.lr_grid,
+        callbacks=[EpochLog(echo, base=out / "study")],
     )
     chosen = study.lr_selection
+    mark = phase_done("training", mark)
 
     echo("[3/4] evaluating on held-out jets ...")
     result = QuickstartResult()
@@ -191,9 +230,11 @@ def run_quickstart(
     result.best_mode = best["mode"]
     result.files["roc_plot"] = str(plot_roc(curves, out / "roc.png", title="top vs QCD"))
 
+    mark = phase_done("evaluation", mark)
     echo(f"[4/4] exporting the best model ({best['mode']}) to ONNX with the parity check ...")
     onnx_path = out / "model.onnx"
     report = export_onnx(Path(best["run"]) / "best", onnx_path, overwrite=True)
+    phase_done("export", mark)
     worst = max(o.max_abs for o in report.parity.outputs) if report.parity else float("nan")
     result.files.update(
         {
@@ -230,7 +271,13 @@ def run_quickstart(
     )
     for name, path in result.files.items():
         echo(f"  {name:<15} {path}")
+    echo(f"quickstart finished in {_minutes(time.monotonic() - started)}")
     return result
+
+
+def _minutes(seconds: float) -> str:
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes} min {rest:02d} s" if minutes else f"{rest} s"
 
 
 def format_rows(rows: list[dict[str, Any]]) -> str:

@@ -8,6 +8,7 @@ shows the traceback instead. Ctrl-C exits 130 with one line.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -62,6 +63,9 @@ def requested_command(argv: Sequence[str]) -> str | None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``foundation`` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    # Idle OpenMP threads sleep instead of spinning: on a shared node, spinning threads of torch
+    # compete with the other jobs' and multiply the run time. Set before torch is imported.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     parser = build_parser(requested_command(argv))
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 
@@ -99,6 +100,14 @@ def _offsets(counts: np.ndarray) -> np.ndarray:
     return offsets
 
 
+@functools.cache
+def _silence_banner() -> None:
+    """No FastJet banner in every simulation worker (the README cites FastJet instead)."""
+    from fastjet import _swig
+
+    _swig.ClusterSequence.set_fastjet_banner_stream(None)
+
+
 def _cluster(vectors: list[np.ndarray], radius: float, min_pt: float) -> _Clustered:
     """Anti-kT jets and their constituent indices for many events in one FastJet call."""
     counts = np.array([len(v) for v in vectors], dtype=np.int64)
@@ -107,6 +116,7 @@ def _cluster(vectors: list[np.ndarray], radius: float, min_pt: float) -> _Cluste
         ak.zip({"px": flat[:, 0], "py": flat[:, 1], "pz": flat[:, 2], "E": flat[:, 3]}),
         counts,
     )
+    _silence_banner()
     sequence = fastjet.ClusterSequence(
         array, fastjet.JetDefinition(fastjet.antikt_algorithm, radius)
     )

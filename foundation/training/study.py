@@ -190,7 +190,13 @@ def validation_score(recipe: Recipe) -> float:
 
 
 def choose_lr(
-    recipe: Recipe, mode: str, size: int, grid: Sequence[float], out: Path, overwrite: bool
+    recipe: Recipe,
+    mode: str,
+    size: int,
+    grid: Sequence[float],
+    out: Path,
+    overwrite: bool,
+    callbacks: Sequence[Any] = (),
 ) -> dict[str, Any]:
     """Train seed 0 of (``mode``, N) at each learning rate of ``grid``; keep the best by the
     recipe's ``trainer.monitor`` on the validation split (the test split is never looked at).
@@ -201,7 +207,8 @@ def choose_lr(
     scores = {}
     for lr in grid:
         point = point_recipe(recipe, mode, size, 0, out, lr)
-        _train_point(point, overwrite)  # no test-split scoring: only the chosen rate's runs
+        # No test-split scoring: only the chosen rate's runs are scored.
+        _train_point(point, overwrite, callbacks)
         scores[lr] = validation_score(point)
     best = min if recipe.trainer.monitor_mode == "min" else max
     return {
@@ -233,7 +240,7 @@ def _run_baseline_point(
     return {key: float(value) for key, value in stored["test"].items() if value is not None}
 
 
-def _train_point(recipe: Recipe, overwrite: bool) -> RunPaths:
+def _train_point(recipe: Recipe, overwrite: bool, callbacks: Sequence[Any] = ()) -> RunPaths:
     """Train the run unless a finished run of the same recipe is there (or ``overwrite``)."""
     from foundation.training.recipe import load_recipe
     from foundation.training.run import train
@@ -242,12 +249,12 @@ def _train_point(recipe: Recipe, overwrite: bool) -> RunPaths:
     if paths.metrics.is_file() and not overwrite and load_recipe(paths.recipe) != recipe:
         raise OutputExistsError(paths.root, "a finished run of another recipe")
     if overwrite or not paths.metrics.is_file():
-        train(recipe, overwrite=True, show_progress=False)
+        train(recipe, overwrite=True, show_progress=False, callbacks=callbacks)
     return paths
 
 
-def _run_point(recipe: Recipe, overwrite: bool) -> dict[str, float]:
-    paths = _train_point(recipe, overwrite)
+def _run_point(recipe: Recipe, overwrite: bool, callbacks: Sequence[Any] = ()) -> dict[str, float]:
+    paths = _train_point(recipe, overwrite, callbacks)
     test = json.loads(paths.metrics.read_text()).get("test", {})
     metrics = {key: float(value) for key, value in test.items() if value is not None}
     # The exact test-split metrics replace the training engine's batch-averaged ones.
@@ -372,6 +379,7 @@ def data_efficiency(
     out: str | Path | None = None,
     overwrite: bool = False,
     lr_grid: Mapping[str, Sequence[float]] | None = None,
+    callbacks: Sequence[Any] = (),
 ) -> StudyResult:
     """Run the data-efficiency study of ``recipe`` and write its table and plots.
 
@@ -390,6 +398,8 @@ def data_efficiency(
         overwrite: redo finished runs (default: reuse them, so a stopped study continues).
         lr_grid: learning rates (``optimizer.lr``) to choose from, by mode; modes without one
             train at the recipe's.
+        callbacks: Lightning callbacks added to every training run (e.g.
+            :class:`~foundation.training.epoch_log.EpochLog` for a line per epoch).
 
     Raises:
         ValueError: unknown modes, no sizes, fewer than one seed, a bad learning-rate grid.
@@ -424,7 +434,9 @@ def data_efficiency(
         for size in sizes:
             lr = None
             if mode in lr_grid:
-                selection = choose_lr(recipe, mode, int(size), lr_grid[mode], folder, overwrite)
+                selection = choose_lr(
+                    recipe, mode, int(size), lr_grid[mode], folder, overwrite, callbacks
+                )
                 selections.setdefault(mode, {})[str(size)] = selection
                 lr = selection["chosen"]
             for seed in range(seeds):
@@ -433,7 +445,8 @@ def data_efficiency(
                     metrics = _run_baseline_point(point, overwrite, records_cache)
                 else:
                     # Seed 0 at the chosen rate was (re)trained by choose_lr already.
-                    metrics = _run_point(point, overwrite and not (lr is not None and seed == 0))
+                    retrain = overwrite and not (lr is not None and seed == 0)
+                    metrics = _run_point(point, retrain, callbacks)
                 points.append(StudyPoint(mode, int(size), seed, point.run_folder, metrics))
     table = summarize(points)
     request = {
