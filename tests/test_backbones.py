@@ -16,7 +16,10 @@ from foundation.models.registry import create_backbone, list_backbones, register
 
 IN_FEATURES = 7
 TINY = [name for name in list_backbones() if name.endswith("-tiny")]
-ARCHITECTURES = ("part", "jetformer", "particlenet", "pfn")
+ARCHITECTURES = ("part", "jetformer", "particlenet", "pfn", "pyg-edgeconv")
+# PyG backbones run on packed graphs with data-dependent node and edge counts: no ONNX export
+# (exporting one raises ExportError, tested in tests/test_graph.py).
+EXPORTABLE = [name for name in TINY if not name.startswith("pyg-")]
 
 
 def make_batch(
@@ -295,7 +298,7 @@ class _ExportWrapper(torch.nn.Module):
         return out.particles, out.jet
 
 
-@pytest.mark.parametrize("name", TINY)
+@pytest.mark.parametrize("name", EXPORTABLE)
 def test_exports_to_onnx_with_dynamic_shapes(name: str, tmp_path: object) -> None:
     onnxruntime = pytest.importorskip("onnxruntime")
     model = build(name).eval()

@@ -77,7 +77,9 @@ def feeds_of(batch) -> dict[str, np.ndarray]:
 
 
 # --------------------------------------------------------------------------------- parity
-@pytest.mark.parametrize("backbone", tiny_backbones())
+# PyG backbones are left out: packed graphs have data-dependent sizes, and exporting one raises
+# ExportError (tests/test_graph.py).
+@pytest.mark.parametrize("backbone", [b for b in tiny_backbones() if not b.startswith("pyg-")])
 def test_every_tiny_backbone_exports_with_one_head_per_level(backbone: str, tmp_path: Path):
     model = schema_model(backbone)  # heads: top (jet), origin (particle), vertex (pair)
     real = make_batch(seed=3)  # jets with 0, 1, 3 and 6 particles and targets

@@ -11,8 +11,10 @@ Imported lazily by :mod:`foundation.models.registry`; nothing else happens at im
   :class:`~foundation.models.particlenet.ParticleNet` (Qu, Gouskos 2020).
 - ``pfn-tiny``, ``pfn``: :class:`~foundation.models.pfn.ParticleFlowNetwork`
   (Komiske, Metodiev, Thaler 2019).
+- ``pyg-edgeconv-tiny``: :class:`~foundation.models.pyg.PyGBackbone` around a dynamic-graph
+  EdgeConv network of ``torch_geometric.nn`` layers (the example of plugging in a PyG module).
 """
 
-from foundation.models import jetformer, part, particlenet, pfn
+from foundation.models import jetformer, part, particlenet, pfn, pyg
 
-__all__ = ["jetformer", "part", "particlenet", "pfn"]
+__all__ = ["jetformer", "part", "particlenet", "pfn", "pyg"]

@@ -1,0 +1,142 @@
+"""ParticleNet's EdgeConv on packed graphs, through ``torch_geometric.nn.MessagePassing``.
+
+The dense :class:`~foundation.models.particlenet.EdgeConvBlock` works on padded ``[B, N, k]``
+neighbour slots; :class:`PackedEdgeConv` is the same function on a packed graph of real
+particles (``x [M, C]``, a ``batch`` vector) with an ``edge_index`` that holds real edges only,
+so its edge MLP and batch norms never see a padded particle or a missing neighbour. It has the
+same parameters under the same names: :meth:`PackedEdgeConv.from_dense` shares a dense block's
+modules, and the two give the same output (``tests/test_graph.py``).
+
+The kNN graph (:func:`knn_graph_packed`) is computed per jet with the project's dense
+:func:`~foundation.models.layers.knn_graph_dense` on a ``to_dense_batch`` view: ``torch_cluster``
+(behind ``torch_geometric.nn.knn_graph``) is not installed, and jets are small.
+
+Importing this module imports ``torch_geometric`` (a few seconds): it is not re-exported by
+:mod:`foundation.models.layers`.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch_geometric.nn import MessagePassing
+from torch_geometric.utils import to_dense_batch
+
+from foundation.models.layers.knn import knn_graph_dense
+from foundation.models.layers.norm import MaskedBatchNorm
+
+if TYPE_CHECKING:
+    from foundation.models.particlenet import EdgeConvBlock
+
+
+def knn_graph_packed(
+    coords: torch.Tensor, batch: torch.Tensor, k: int, num_graphs: int | None = None
+) -> torch.Tensor:
+    """The ``k`` nearest neighbours of every node within its own graph (itself excluded).
+
+    The same neighbours as :func:`~foundation.models.layers.knn_graph_dense` on the padded jets
+    (a node of a graph with ``n <= k`` nodes gets its ``n - 1`` others); only real edges are
+    returned. The edge order follows PyG's ``knn_graph(..., flow="source_to_target")``: row 0
+    holds the neighbour ``j`` (source), row 1 the node ``i`` whose neighbour it is (target).
+
+    Args:
+        coords: coordinates the distance is measured in.
+        batch: graph of each node, sorted (as in a PyG ``Batch``).
+        k: neighbours per node.
+        num_graphs: number of graphs ``B`` (default ``batch.max() + 1``).
+
+    Returns:
+        ``edge_index`` ``[2, E]`` int64, ``E = Σ_i min(k, n_i - 1)``.
+
+    Shapes:
+        - coords: ``[M, C]``
+        - batch: ``[M]``
+        - output: ``[2, E]``
+    """
+    if coords.shape[0] == 0:
+        return torch.zeros(2, 0, dtype=torch.long, device=coords.device)
+    dense, mask = to_dense_batch(coords, batch, batch_size=num_graphs)
+    index, valid = knn_graph_dense(dense, mask, k)  # [B, n, k]
+    counts = mask.sum(dim=1)
+    offsets = torch.cumsum(counts, 0) - counts  # first node of each graph
+    node = offsets.view(-1, 1, 1) + torch.arange(dense.shape[1], device=coords.device).view(
+        1, -1, 1
+    )
+    source = (offsets.view(-1, 1, 1) + index)[valid]
+    target = node.expand_as(index)[valid]
+    return torch.stack([source, target])
+
+
+class PackedEdgeConv(MessagePassing):
+    """ParticleNet's EdgeConv block on a packed graph (see the module docstring).
+
+    For each edge ``j -> i`` of the kNN graph in ``coords``, ``(x_i, x_j - x_i)`` passes the
+    ``Linear -> BN -> ReLU`` layers (the first linear evaluated per node, as in the dense
+    block); messages are averaged per node (a node without edges gets zero); a ``Linear -> BN``
+    shortcut of ``x_i`` is added and a ReLU applied. Batch norms see the real edges and nodes
+    only, so training-mode statistics equal the dense block's masked ones.
+
+    Args:
+        in_dim: input width ``C``.
+        channels: widths of the edge MLP; the output width is ``channels[-1]``.
+        k: neighbours per node.
+
+    Shapes:
+        - x: ``[M, C]``
+        - coords: ``[M, Cc]`` (where the kNN is measured)
+        - batch: ``[M]`` graph of each node, sorted
+        - output: ``[M, channels[-1]]``
+    """
+
+    def __init__(self, in_dim: int, channels: Sequence[int], k: int) -> None:
+        super().__init__(aggr="mean")
+        if k < 1 or not channels:
+            raise ValueError(f"EdgeConv needs k >= 1 and some channels, found k={k}, {channels}")
+        self.k = k
+        self.in_dim = in_dim
+        widths = [2 * in_dim, *channels]
+        self.linears = nn.ModuleList(
+            nn.Linear(a, b, bias=False) for a, b in itertools.pairwise(widths)
+        )
+        self.norms = nn.ModuleList(MaskedBatchNorm(width) for width in channels)
+        self.shortcut = nn.Linear(in_dim, channels[-1], bias=False)
+        self.shortcut_norm = MaskedBatchNorm(channels[-1])
+
+    @classmethod
+    def from_dense(cls, block: EdgeConvBlock) -> PackedEdgeConv:
+        """A packed block that shares ``block``'s modules (parameters and running statistics)."""
+        packed = cls(block.in_dim, [linear.out_features for linear in block.linears], block.k)
+        packed.linears, packed.norms = block.linears, block.norms
+        packed.shortcut, packed.shortcut_norm = block.shortcut, block.shortcut_norm
+        return packed
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        coords: torch.Tensor,
+        batch: torch.Tensor,
+        num_graphs: int | None = None,
+    ) -> torch.Tensor:
+        edge_index = knn_graph_packed(coords, batch, self.k, num_graphs)
+        weight = self.linears[0].weight
+        w_center, w_diff = weight[:, : self.in_dim], weight[:, self.in_dim :]
+        center = F.linear(x, w_center - w_diff)
+        neighbour = F.linear(x, w_diff)
+        aggregated = self.propagate(edge_index, center=center, neighbour=neighbour)
+        return F.relu(aggregated + self.shortcut_norm(self.shortcut(x)))
+
+    def message(self, center_i: torch.Tensor, neighbour_j: torch.Tensor) -> torch.Tensor:
+        """``h(x_i, x_j - x_i)`` for every edge: ``[E, C1]`` -> ``[E, channels[-1]]``."""
+        edges = F.relu(self.norms[0](center_i + neighbour_j))
+        for linear, norm in zip(self.linears[1:], self.norms[1:], strict=True):
+            edges = F.relu(norm(linear(edges)))
+        return edges
+
+    def __repr__(self) -> str:
+        widths = [linear.out_features for linear in self.linears]
+        return f"{type(self).__name__}({self.in_dim}, {widths}, k={self.k})"

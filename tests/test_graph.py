@@ -1,0 +1,242 @@
+"""Packed graphs for PyG: JetBatch <-> torch_geometric Batch, ParticleNet's EdgeConv on packed
+graphs against the dense one, and PyG modules as registered backbones."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+import torch
+from conftest import make_batch
+from torch import nn
+from torch_geometric.data import Batch, Data
+
+from foundation.data.batch import JetBatch
+from foundation.data.graph import from_graph, to_graph, unpack_nodes
+from foundation.models.layers import jet_relative_eta_phi, knn_graph_dense
+from foundation.models.layers.packed_edgeconv import knn_graph_packed
+from foundation.models.particlenet_packed import PackedParticleNet, forward_packed
+from foundation.models.pyg import PyGBackbone, register_pyg_backbone
+from foundation.models.registry import create_backbone, list_backbones
+
+COUNTS = [(0, 1, 3, 6), (1,), (0, 0), (5, 0, 1, 2, 9, 12)]
+
+
+def assert_batches_equal(found: JetBatch, expected: JetBatch) -> None:
+    for name in ("particles", "mask", "vectors", "jet"):
+        assert torch.equal(getattr(found, name), getattr(expected, name)), name
+    assert found.targets.keys() == expected.targets.keys()
+    for name, value in expected.targets.items():
+        assert torch.equal(found.targets[name], value), name
+    assert found.feature_names == expected.feature_names
+    assert found.jet_feature_names == expected.jet_feature_names
+
+
+# ------------------------------------------------------------------------------- conversion
+@pytest.mark.parametrize("scatter", [False, True], ids=["front", "scattered"])
+@pytest.mark.parametrize("counts", COUNTS, ids=["mixed", "one", "empty", "many"])
+def test_round_trip_is_exact(counts: tuple[int, ...], scatter: bool) -> None:
+    batch = make_batch(counts, num_particles=max(counts) + 2, scatter=scatter, seed=1)
+    graph = to_graph(batch)
+    assert graph.num_graphs == len(counts)
+    assert graph.x.shape == (sum(counts), batch.particles.shape[-1])
+    assert graph.batch.tolist() == [b for b, n in enumerate(counts) for _ in range(n)]
+    assert graph.ptr.tolist() == [sum(counts[:b]) for b in range(len(counts) + 1)]
+    assert graph.pair_index.shape == (2, sum(n * n for n in counts))
+    assert_batches_equal(from_graph(graph), batch)
+
+
+def test_round_trip_of_a_batch_without_particle_slots() -> None:
+    batch = make_batch((0, 0, 0), num_particles=0)
+    graph = to_graph(batch)
+    assert graph.x.shape == (0, batch.particles.shape[-1]) and graph.num_graphs == 3
+    assert_batches_equal(from_graph(graph), batch)
+
+
+def test_graph_matches_pyg_collation_of_one_data_per_jet() -> None:
+    graph = to_graph(make_batch((2, 0, 1, 4), num_particles=5, scatter=True))
+    examples = graph.to_data_list()
+    assert [example.num_nodes for example in examples] == [2, 0, 1, 4]
+    assert examples[3].pair_index.max() == 3  # per-jet node ids
+    collated = Batch.from_data_list(examples)
+    for key in collated.keys():  # noqa: SIM118 - a PyG batch is not a mapping
+        assert torch.equal(collated[key], graph[key]), key
+
+
+def test_pos_is_delta_eta_delta_phi_of_the_real_particles() -> None:
+    batch = make_batch((3, 6), num_particles=7, scatter=True)
+    graph = to_graph(batch)
+    expected = jet_relative_eta_phi(batch.vectors, batch.mask)[batch.mask]
+    assert torch.equal(graph.pos, expected)
+    assert torch.equal(graph.vectors, batch.vectors[batch.mask])
+
+
+def test_from_graph_of_user_data_packs_particles_in_front() -> None:
+    examples = [
+        Data(x=torch.randn(n, 3), vectors=torch.randn(n, 4), jet=torch.randn(1, 2), y_label=y)
+        for n, y in ((3, torch.tensor([1])), (0, torch.tensor([0])), (1, torch.tensor([1])))
+    ]
+    batch = from_graph(Batch.from_data_list(examples))
+    assert batch.mask.tolist() == [[True] * 3, [False] * 3, [True, False, False]]
+    assert torch.equal(batch.particles[0], examples[0].x)
+    assert batch.targets["label"].tolist() == [1, 0, 1]
+    assert from_graph(Batch.from_data_list(examples), num_particles=5).num_particles == 5
+
+
+def test_conversion_errors_name_the_problem() -> None:
+    graph = to_graph(make_batch((3, 1)))
+    with pytest.raises(ValueError, match="one row per node \\(4\\), found 3"):
+        unpack_nodes(torch.zeros(3, 2), graph)
+    with pytest.raises(ValueError, match="num_particles=2 is too small"):
+        from_graph(graph, num_particles=2)
+    with pytest.raises(ValueError, match="no attribute 'vectors'"):
+        from_graph(Batch.from_data_list([Data(x=torch.zeros(2, 3), jet=torch.zeros(1, 1))]))
+
+
+# ------------------------------------------------------------------------- packed EdgeConv
+@pytest.mark.parametrize("k", [1, 3, 8])
+def test_packed_knn_has_the_dense_edges(k: int) -> None:
+    batch = make_batch((0, 1, 2, 5, 9), num_particles=9, seed=2)
+    coords = jet_relative_eta_phi(batch.vectors, batch.mask)
+    index, valid = knn_graph_dense(coords, batch.mask, k)
+    node = torch.cumsum(batch.mask.reshape(-1).long(), 0).view(batch.mask.shape) - 1
+    jets, particles, slots = valid.nonzero().unbind(1)
+    expected = {
+        (int(node[b, index[b, i, s]]), int(node[b, i]))
+        for b, i, s in zip(jets, particles, slots, strict=True)
+    }
+    graph = to_graph(batch)
+    edges = knn_graph_packed(graph.pos, graph.batch, k, graph.num_graphs)
+    assert edges.shape[1] == len(expected) == sum(min(k, n - 1) * n for n in (1, 2, 5, 9))
+    assert {tuple(edge) for edge in edges.t().tolist()} == expected
+    assert (graph.batch[edges[0]] == graph.batch[edges[1]]).all()
+
+
+def particlenet(**kwargs: object) -> nn.Module:
+    torch.manual_seed(0)
+    return create_backbone("particlenet-tiny", in_features=7, **kwargs)
+
+
+def test_packed_particlenet_has_the_dense_parameters_under_the_same_names() -> None:
+    model = particlenet()
+    packed = PackedParticleNet(model)
+    assert packed.state_dict().keys() == model.state_dict().keys()
+    for name, value in packed.state_dict().items():
+        assert value.data_ptr() == model.state_dict()[name].data_ptr(), name  # shared
+
+
+@pytest.mark.parametrize("train", [False, True], ids=["eval", "train"])
+@pytest.mark.parametrize(
+    "counts",
+    [(0, 1, 3, 6, 12, 20), (1, 0), (0, 0), (2, 9, 30)],
+    ids=["mixed", "one", "empty", "k+"],
+)
+def test_packed_forward_equals_dense_forward(counts: tuple[int, ...], train: bool) -> None:
+    dense_model = particlenet().train(train)
+    packed_model = copy.deepcopy(dense_model)
+    batch = make_batch(counts, num_particles=max(counts) + 3, scatter=True, seed=4)
+    dense = dense_model(batch)
+    packed = forward_packed(packed_model, batch)
+    assert packed.mask is batch.mask
+    assert (dense.particles - packed.particles).abs().max() <= 1e-5
+    assert (dense.jet - packed.jet).abs().max() <= 1e-5
+    padding = packed.particles[~batch.mask]
+    assert torch.equal(padding, torch.zeros_like(padding))
+    # Train mode: the same batch-norm statistics over real particles and edges.
+    for name, value in dense_model.state_dict().items():
+        torch.testing.assert_close(packed_model.state_dict()[name], value, rtol=0, atol=1e-6)
+    # Gradients too (with one particle in the whole batch, training-mode batch norm has zero
+    # variance and every pre-activation sits on the ReLU's kink: left out).
+    if train and sum(counts) > 1:
+        (dense.jet.sum() + dense.particles.square().sum()).backward()
+        (packed.jet.sum() + packed.particles.square().sum()).backward()
+        for (name, a), b in zip(
+            dense_model.named_parameters(), packed_model.parameters(), strict=True
+        ):
+            scale = max(1.0, float(a.grad.abs().max()))  # sums of O(100) terms per entry
+            assert (b.grad - a.grad).abs().max() <= 1e-5 * scale, name
+
+
+def test_packed_path_refuses_zero_feature_neighbours() -> None:
+    try:
+        model = particlenet(missing_neighbours="zero_features")
+    except TypeError:
+        pytest.skip("this ParticleNet has no missing_neighbours option")
+    with pytest.raises(ValueError, match="missing_neighbours='zero_features'"):
+        forward_packed(model, make_batch((3, 2)))
+
+
+# ------------------------------------------------------------------------------ PyG backbones
+class _MeanOfNeighbours(nn.Module):
+    """A user's PyG module: one GraphConv on the per-jet kNN graph."""
+
+    def __init__(self, in_features: int, hidden: int = 8, k: int = 3) -> None:
+        super().__init__()
+        from torch_geometric.nn import GraphConv
+
+        self.k = k
+        self.conv = GraphConv(in_features + 2, hidden, aggr="mean")
+        self.out_channels = hidden
+
+    def forward(self, x: torch.Tensor, pos: torch.Tensor, batch: torch.Tensor) -> torch.Tensor:
+        edges = knn_graph_packed(pos, batch, self.k)
+        return torch.relu(self.conv(torch.cat([x, pos], dim=-1), edges))
+
+
+USER_NAME = "test-user-graphconv"
+if USER_NAME not in list_backbones():
+    register_pyg_backbone(USER_NAME, _MeanOfNeighbours, hidden=6)
+
+
+def test_a_user_pyg_module_plugs_into_the_registry_and_rebuilds_from_its_config() -> None:
+    torch.manual_seed(0)
+    model = create_backbone(USER_NAME, in_features=7, k=2).eval()
+    assert model.num_features == 6 and model.config == {
+        "in_features": 7,
+        "in_jet_features": 0,
+        "hidden": 6,
+        "k": 2,
+    }
+    rebuilt = create_backbone(USER_NAME, **json.loads(json.dumps(model.config))).eval()
+    rebuilt.load_state_dict(model.state_dict(), strict=True)
+    batch = make_batch((0, 1, 4), scatter=True)
+    with torch.no_grad():
+        expected, found = model(batch), rebuilt(batch)
+    assert torch.equal(found.jet, expected.jet) and torch.equal(found.particles, expected.particles)
+    assert expected.particles.shape == (3, 4, 6)
+    padding = expected.particles[~batch.mask]
+    assert padding.shape == (7, 6) and torch.equal(padding, torch.zeros_like(padding))
+
+
+def test_pyg_backbone_arguments_are_checked() -> None:
+    with pytest.raises(TypeError, match="unknown argument\\(s\\) \\['widht'\\]; accepted: in_feat"):
+        create_backbone(USER_NAME, in_features=7, widht=3)
+    with pytest.raises(TypeError, match="needs in_features"):
+        create_backbone(USER_NAME)
+    with pytest.raises(ValueError, match="JSON values"):
+        PyGBackbone(_MeanOfNeighbours, in_features=7, hidden=torch.tensor(3))
+    with pytest.raises(TypeError, match="integer out_channels"):
+        PyGBackbone(lambda in_features: nn.Linear(in_features, 2), in_features=7)
+    with pytest.raises(ValueError, match="already registered"):
+        register_pyg_backbone(USER_NAME, _MeanOfNeighbours)
+
+
+def test_pyg_backbone_export_is_a_clear_error(tmp_path: object) -> None:
+    from foundation.export.errors import ExportError
+
+    model = create_backbone("pyg-edgeconv-tiny", in_features=7).eval()
+    batch = make_batch((3, 2))
+
+    class Wrapper(nn.Module):
+        def forward(self, particles: torch.Tensor, mask: torch.Tensor, vectors: torch.Tensor):
+            jet = particles.new_zeros(particles.shape[0], 0)
+            return model(JetBatch(particles, mask, vectors, jet)).jet
+
+    with pytest.raises(ExportError, match=r"PyG backbone.*export a dense backbone"):
+        torch.onnx.export(
+            Wrapper(),
+            (batch.particles, batch.mask, batch.vectors),
+            f"{tmp_path}/model.onnx",
+            dynamo=False,
+        )
