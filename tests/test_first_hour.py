@@ -151,3 +151,20 @@ def test_readme_python_snippet_runs(index: int, tmp_path: Path) -> None:
         [sys.executable, str(script)], cwd=tmp_path, env=environment, capture_output=True, text=True
     )
     assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_a_misspelt_recipe_suggests_the_right_one(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(ROOT)
+    assert main(["finetune", "recipes/top_taging.yaml"]) == 1
+    assert "did you mean recipes/top_tagging.yaml?" in capsys.readouterr().err
+
+
+def test_files_and_simulate_conflict_says_how_to_switch_simulation_off(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(ROOT)
+    argv = ["finetune", "recipes/top_tagging.yaml", "--out", str(tmp_path / "run")]
+    assert main([*argv, "--set", f'data.files=["{tmp_path}/a.root"]']) == 1
+    assert "--set data.simulate=null" in capsys.readouterr().err

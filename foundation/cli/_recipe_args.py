@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -53,12 +54,30 @@ def load_recipe_arguments(args: argparse.Namespace, extra: Sequence[str] = ()) -
         return None
     if args.recipe is None:
         raise ValueError("RECIPE: give a recipe file, e.g. recipes/top_tagging.yaml")
+    if not args.recipe.is_file():
+        raise FileNotFoundError(missing_recipe_message(args.recipe))
     overrides = [*extra, *args.overrides]
     if getattr(args, "out", None) is not None:
         overrides.append(f"output.folder={args.out}")
     if args.no_progress:
         overrides.append("trainer.progress_bar=false")
     return load_recipe(args.recipe, overrides)
+
+
+def missing_recipe_message(path: Path) -> str:
+    """ "no such recipe file", with the closest recipe names of its folder and of ``recipes/``."""
+    candidates: dict[str, Path] = {}
+    for folder in (path.parent, Path("recipes")):
+        if folder.is_dir():
+            for file in sorted(folder.glob("*.y*ml")):
+                candidates.setdefault(file.name, file)
+    close = difflib.get_close_matches(path.name, list(candidates), n=2, cutoff=0.75)
+    message = f"RECIPE {path}: no such recipe file"
+    if close:
+        message += f"; did you mean {', '.join(str(candidates[name]) for name in close)}?"
+    elif candidates:
+        message += f" (recipes: {', '.join(str(file) for file in candidates.values())})"
+    return message
 
 
 def print_metrics(metrics: Mapping[str, Mapping[str, float]]) -> None:

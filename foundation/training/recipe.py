@@ -318,7 +318,10 @@ def check_recipe(recipe: Recipe, source: str = "recipe") -> None:
     if not data.files and data.simulate is None and data.cache is None:
         raise RecipeError(f"{source}: data: give data.files, data.simulate or data.cache")
     if data.files and data.simulate is not None:
-        raise RecipeError(f"{source}: data: give data.files or data.simulate, not both")
+        raise RecipeError(
+            f"{source}: data: give data.files or data.simulate, not both; to read files with a "
+            "recipe that simulates, add --set data.simulate=null"
+        )
     if (model.backbone is None) == (model.pretrained is None):
         raise RecipeError(
             f"{source}: model: give exactly one of model.backbone (a new model) and "
