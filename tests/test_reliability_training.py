@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
@@ -222,3 +223,31 @@ def test_epoch_loss_of_a_resumed_epoch_covers_every_batch(tmp_path: Path, cache:
     assert [step for step, _ in found] == [step for step, _ in expected]
     for (_, a), (_, b) in zip(expected, found, strict=True):
         assert b == pytest.approx(a, abs=1e-6)
+
+
+# ----------------------------------------------------------------------------------- Ctrl-C
+@pytest.mark.slow  # a training subprocess: ~40 s on 2 shared cores (imports dominate)
+def test_ctrl_c_stops_training_in_one_line_and_resumes(tmp_path: Path, cache: Path) -> None:
+    folder = tmp_path / "run"
+    path = write_recipe(tmp_path / "r.json", recipe_data(cache, folder, max_epochs=1000))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "foundation", "pretrain", str(path), "--no-progress"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 120
+    while not (folder / "checkpoints/last.ckpt").is_file() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    os.killpg(process.pid, signal.SIGINT)  # what a terminal's Ctrl-C sends
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    assert "Traceback" not in err
+    assert "resumes from its last checkpoint with the same command and --resume" in err
+    step = torch.load(folder / "checkpoints/last.ckpt", weights_only=True)["global_step"]
+    recipe = load_recipe(path, [f"trainer.max_steps={step + 1}"])
+    assert train(recipe, resume=True).metrics["test"]  # the lock went with the process

@@ -15,19 +15,29 @@ Jet file (text, ``#`` starts a comment)::
     j_1 ... j_J                # one line, only when J > 0
 
 Features must already be normalised as the metadata's ``feature_schema.normalization`` says
-(the consumer prints it); 4-vectors are in GeV. ``mask`` is a bool tensor (True = real).
+(the consumer prints it); 4-vectors are in GeV. ``mask`` is a bool tensor (True = real). A jet
+may have no particles (``N = 0``).
+
+Before scoring, the graph's weights are checked against the sha256 written at export
+(``foundation.weights_sha256``: each initializer's serialized bytes, length-prefixed, read from
+the file with a few lines of protobuf wire-format parsing); a corrupted or truncated file and
+NaN/inf outputs are errors (exit 1, one line), never a score.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
+
+WEIGHTS_KEY = "foundation.weights_sha256"
+_MODEL_GRAPH, _MODEL_METADATA, _GRAPH_INITIALIZER = 7, 14, 5
 
 
 def write_jet(
@@ -38,8 +48,9 @@ def write_jet(
     Shapes:
         - particles: ``[N, F]``; vectors: ``[N, 4]``; jet: ``[J]`` (or None)
     """
-    particles = np.asarray(particles, dtype=np.float32).reshape(len(vectors), -1)
     vectors = np.asarray(vectors, dtype=np.float32).reshape(-1, 4)
+    particles = np.asarray(particles, dtype=np.float32)
+    particles = particles.reshape(len(vectors), particles.shape[-1] if particles.ndim else 0)
     jet = np.zeros(0, np.float32) if jet is None else np.asarray(jet, np.float32).reshape(-1)
     lines = ["# foundation jet: N F J, then N lines of features + (px py pz E), then jet inputs"]
     lines.append(f"{len(vectors)} {particles.shape[1]} {len(jet)}")
@@ -66,7 +77,12 @@ def read_jet(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             rows.append((number, text))
     if not rows or len(rows[0][1]) != 3:
         raise ValueError(f"{path}: the first line must be 'N F J' (three integers)")
-    count, width, jet_width = (int(value) for value in rows[0][1])
+    try:
+        count, width, jet_width = (int(value) for value in rows[0][1])
+    except ValueError:
+        raise ValueError(f"{path}: the first line must be 'N F J' (three integers)") from None
+    if min(count, width, jet_width) < 0:
+        raise ValueError(f"{path}: N, F and J must be >= 0, found {count} {width} {jet_width}")
     expected = 1 + count + (1 if jet_width else 0)
     if len(rows) != expected:
         raise ValueError(f"{path}: expected {expected} data lines for N={count}, found {len(rows)}")
@@ -77,15 +93,108 @@ def read_jet(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
                 f"{path}: line {number}: expected {width} features + 4 vector components, "
                 f"found {len(values)} values"
             )
-        table.append([float(value) for value in values])
+        table.append([_number(path, number, value) for value in values])
     data = np.asarray(table, dtype=np.float32).reshape(count, width + 4)
     jet = np.zeros(0, np.float32)
     if jet_width:
         number, values = rows[-1]
         if len(values) != jet_width:
             raise ValueError(f"{path}: line {number}: expected {jet_width} jet inputs")
-        jet = np.asarray([float(value) for value in values], dtype=np.float32)
+        jet = np.asarray([_number(path, number, value) for value in values], dtype=np.float32)
     return data[:, :width], data[:, width:], jet
+
+
+def _number(path: str | Path, line: int, text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{path}: line {line}: expected a number, found {text!r}") from None
+    if not np.isfinite(value):
+        raise ValueError(f"{path}: line {line}: expected a finite number, found {text!r}")
+    return value
+
+
+# ------------------------------------------------------------------------- weights check
+def _varint(data: memoryview, position: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        if position >= len(data) or shift > 63:
+            raise ValueError("truncated varint")
+        byte = data[position]
+        position += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if byte < 0x80:
+            return value, position
+
+
+def _fields(data: memoryview) -> Iterator[tuple[int, memoryview | int]]:
+    """``(field number, value)`` of a protobuf message: bytes for length-delimited fields."""
+    position = 0
+    while position < len(data):
+        tag, position = _varint(data, position)
+        number, wire = tag >> 3, tag & 7
+        if wire == 0:
+            value, position = _varint(data, position)
+        elif wire in (1, 5):
+            size = 8 if wire == 1 else 4
+            value, position = 0, position + size
+        elif wire == 2:
+            length, position = _varint(data, position)
+            value = data[position : position + length]
+            position += length
+        else:
+            raise ValueError(f"unsupported wire type {wire}")
+        if position > len(data):
+            raise ValueError("truncated message")
+        yield number, value
+
+
+def weights_and_metadata(data: bytes) -> tuple[str, dict[str, str]]:
+    """The sha256 of a serialized ONNX model's initializers and its ``metadata_props``.
+
+    Raises:
+        ValueError: the bytes are not a well-formed protobuf message (truncated or corrupt).
+    """
+    digest = hashlib.sha256()
+    metadata: dict[str, str] = {}
+    for number, value in _fields(memoryview(data)):
+        if number == _MODEL_GRAPH and isinstance(value, memoryview):
+            for inner, tensor in _fields(value):
+                if inner == _GRAPH_INITIALIZER and isinstance(tensor, memoryview):
+                    digest.update(len(tensor).to_bytes(8, "little"))
+                    digest.update(tensor)
+        elif number == _MODEL_METADATA and isinstance(value, memoryview):
+            entry = {n: bytes(v).decode() for n, v in _fields(value) if isinstance(v, memoryview)}
+            metadata[entry.get(1, "")] = entry.get(2, "")
+    return digest.hexdigest(), metadata
+
+
+def open_model(path: str | Path) -> ort.InferenceSession:
+    """An ONNX Runtime session of ``path`` after checking its weights hash.
+
+    Raises:
+        ValueError: the file is not a readable ONNX model, its weights differ from the hash
+            written at export, or ONNX Runtime refuses it.
+    """
+    data = Path(path).read_bytes()
+    try:
+        found, props = weights_and_metadata(data)
+    except ValueError as error:
+        raise ValueError(
+            f"{path}: not a readable ONNX model (truncated or corrupt: {error})"
+        ) from None
+    stored = props.get(WEIGHTS_KEY)
+    if stored and stored != found:
+        raise ValueError(
+            f"{path}: the weights do not match the sha256 written at export ({stored[:16]}..., "
+            f"found {found[:16]}...): the file is corrupted or was edited; export it again"
+        )
+    try:
+        return ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    except Exception as error:  # ONNX Runtime's own errors: one line
+        text = " ".join(str(error).split())[:300]
+        raise ValueError(f"{path}: ONNX Runtime cannot load it ({text})") from None
 
 
 def metadata(session: ort.InferenceSession) -> dict[str, object]:
@@ -107,7 +216,7 @@ def score(
     """Run the graph on one jet (batch of one, no padding); outputs by name."""
     count = len(vectors)
     available = {
-        "particles": particles.reshape(1, count, -1).astype(np.float32),
+        "particles": particles.reshape(1, count, particles.shape[-1]).astype(np.float32),
         "vectors": vectors.reshape(1, count, 4).astype(np.float32),
         "mask": np.ones((1, count), dtype=bool),
         "jet": jet.reshape(1, -1).astype(np.float32),
@@ -120,7 +229,13 @@ def score(
         )
     names = [node.name for node in session.get_outputs()]
     values = session.run(names, {name: available[name] for name in inputs})
-    return dict(zip(names, values, strict=True))
+    outputs = dict(zip(names, values, strict=True))
+    for name, value in outputs.items():
+        if np.issubdtype(value.dtype, np.floating) and not np.isfinite(value).all():
+            raise ValueError(
+                f"output {name!r} is NaN/inf: the model file may be corrupt (export it again)"
+            )
+    return outputs
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -129,7 +244,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("jet", type=Path, help="a jet file (see the module docstring)")
     parser.add_argument("--json", action="store_true", help="print the outputs as JSON")
     args = parser.parse_args(argv)
-    session = ort.InferenceSession(str(args.model), providers=["CPUExecutionProvider"])
+    try:
+        return _run(args)
+    except (ValueError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+
+
+def _run(args: argparse.Namespace) -> int:
+    session = open_model(args.model)
     info = metadata(session)
     particles, vectors, jet = read_jet(args.jet)
     schema = info.get("feature_schema") or {}

@@ -8,8 +8,15 @@ from pathlib import Path
 
 from foundation.export.errors import ExportError
 from foundation.export.exporter import DEFAULT_OPSET, export_onnx
-from foundation.export.parity import DEFAULT_TOLERANCE
+from foundation.export.parity import DEFAULT_TOLERANCE, check_tolerance
 from foundation.export.quantization import MODES, compressed_path, output_differences, quantize
+
+
+def _tolerance(text: str) -> float:
+    try:
+        return check_tolerance(float(text))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error).removeprefix("parity tolerance: ")) from None
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -43,7 +50,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--tolerance",
-        type=float,
+        type=_tolerance,
         default=DEFAULT_TOLERANCE,
         help=f"largest accepted |ONNX - PyTorch| (default {DEFAULT_TOLERANCE:g})",
     )

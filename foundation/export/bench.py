@@ -23,7 +23,12 @@ import torch
 from foundation.data.batch import JetBatch
 from foundation.export.graph import input_widths
 from foundation.export.inputs import random_jets, to_numpy
-from foundation.export.session import create_session, run_session
+from foundation.export.session import (
+    check_finite_outputs,
+    create_session,
+    run_session,
+    session_input_names,
+)
 from foundation.model import Model
 
 CUDA_PROVIDER = "CUDAExecutionProvider"
@@ -255,9 +260,12 @@ def _onnx_result(
     min_calls: int,
 ) -> BenchResult:
     feeds = _feeds(batch)
-    outputs = run_session(session, feeds)
+    outputs = run_session(session, feeds)  # checks the feeds once
+    check_finite_outputs(outputs, label)
+    names = [node.name for node in session.get_outputs()]
+    inputs = {name: feeds[name] for name in session_input_names(session)}
     times = time_calls(
-        lambda: run_session(session, feeds), min_seconds=min_seconds, min_calls=min_calls
+        lambda: session.run(names, inputs), min_seconds=min_seconds, min_calls=min_calls
     )
     result = _result(label, device, mode, len(batch), threads, times)
     result.max_abs_diff = _max_difference(reference, outputs)

@@ -19,7 +19,12 @@ from foundation.export.errors import ExportError, ExportParityError
 from foundation.export.files import atomic_file
 from foundation.export.graph import GraphSpec, build_graph, input_widths, select_heads
 from foundation.export.inputs import random_jets
-from foundation.export.metadata import export_metadata, set_metadata
+from foundation.export.metadata import (
+    WEIGHTS_KEY,
+    export_metadata,
+    set_metadata,
+    weights_sha256,
+)
 from foundation.export.parity import ParityConfig, ParityReport, check_parity
 from foundation.export.session import create_session, session_input_names
 from foundation.export.source import resolve_source
@@ -222,7 +227,8 @@ def _export(
             source_sha256=sha256,
             parity=report,
         )
-        set_metadata(proto, props)
+        set_metadata(proto, props)  # adds the weights hash that consumers verify
+        props = {**props, WEIGHTS_KEY: weights_sha256(proto)}
         proto.doc_string = (
             f"foundation export of {_describe(model, heads)}; see metadata_props 'foundation.*'"
         )

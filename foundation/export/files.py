@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from collections.abc import Iterator
 from os import PathLike
 from pathlib import Path
 
 from foundation.errors import OutputExistsError
+from foundation.locking import unique_temporary
 
 
 @contextlib.contextmanager
@@ -19,7 +19,8 @@ def atomic_file(
     """Yield a temporary path next to ``path``; rename it to ``path`` if the block succeeds.
 
     On any exception the temporary file is deleted and ``path`` is left as it was (absent, or
-    the old file). The parent folder is created if needed.
+    the old file). The parent folder is created if needed. The temporary is locked while this
+    writer lives; temporaries of writers that died (``kill -9``) are removed first.
 
     Args:
         path: the final file.
@@ -35,15 +36,9 @@ def atomic_file(
         raise IsADirectoryError(f"{target} is a folder; give a file name such as model.onnx")
     if target.exists() and not overwrite:
         raise OutputExistsError(target, what)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, name = tempfile.mkstemp(prefix=f".{target.name}.tmp-", dir=target.parent)
-    os.close(handle)
-    temporary = Path(name)
-    try:
+    with unique_temporary(target) as temporary:
         yield temporary
         if target.exists() and not overwrite:
             raise OutputExistsError(target, what)
         os.chmod(temporary, 0o644)
         os.replace(temporary, target)
-    finally:
-        temporary.unlink(missing_ok=True)

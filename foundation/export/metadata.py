@@ -7,15 +7,18 @@ reads them with ``onnx.load(path).metadata_props``, ``InferenceSession.get_model
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from os import PathLike
+from pathlib import Path
 from typing import Any
 
 import onnx
 import onnxruntime as ort
 
 from foundation import __version__
+from foundation.errors import DataError
 from foundation.export.graph import GraphSpec
 from foundation.export.parity import ParityReport
 from foundation.hub.config import model_config
@@ -25,6 +28,8 @@ from foundation.model import Model
 FORMAT = "foundation-onnx"
 FORMAT_VERSION = 1
 PREFIX = "foundation."
+WEIGHTS_KEY = PREFIX + "weights_sha256"
+"""sha256 of the graph's initializers (:func:`weights_sha256`), verified by every consumer."""
 
 JSON_KEYS = frozenset(
     PREFIX + key
@@ -123,12 +128,81 @@ def export_metadata(
 
 
 def set_metadata(model: onnx.ModelProto, props: Mapping[str, str]) -> None:
-    """Write ``props`` into ``model.metadata_props``, replacing entries with the same keys."""
+    """Write ``props`` into ``model.metadata_props``, replacing entries with the same keys.
+
+    The weights hash (:data:`WEIGHTS_KEY`) is always recomputed from ``model``'s own
+    initializers (a copied hash of another graph, e.g. the float32 source of a quantized copy,
+    is replaced), so set the metadata after the weights are final.
+    """
+    props = {key: value for key, value in props.items() if key != WEIGHTS_KEY}
+    props[WEIGHTS_KEY] = weights_sha256(model)
     kept = [entry for entry in model.metadata_props if entry.key not in props]
     del model.metadata_props[:]
     model.metadata_props.extend(kept)
     for key, value in props.items():
         model.metadata_props.add(key=key, value=str(value))
+
+
+def weights_sha256(model: onnx.ModelProto) -> str:
+    """sha256 over the graph's initializers, in order: for each, its serialized ``TensorProto``
+    preceded by its length (8 bytes, little-endian).
+
+    The same bytes sit in the ``.onnx`` file, so a consumer without the ``onnx`` package can
+    recompute it from the file (``deploy/python/score_jet.py`` does).
+    """
+    digest = hashlib.sha256()
+    for tensor in model.graph.initializer:
+        blob = tensor.SerializeToString()
+        digest.update(len(blob).to_bytes(8, "little"))
+        digest.update(blob)
+    return digest.hexdigest()
+
+
+def verify_weights(model: onnx.ModelProto, source: str | PathLike[str]) -> None:
+    """Check the weights against the hash written at export (files without one pass).
+
+    Raises:
+        DataError: the weights differ from what was exported (a corrupted or edited file).
+    """
+    stored = metadata_of(model).get(WEIGHTS_KEY)
+    if not stored:
+        return
+    found = weights_sha256(model)
+    if found != stored:
+        raise DataError(
+            source,
+            WEIGHTS_KEY,
+            f"the weights written at export (sha256 {stored[:16]}...)",
+            f"weights with sha256 {found[:16]}...",
+            hint="the file is corrupted or was edited: export it again",
+        )
+
+
+def load_model(path: str | PathLike[str] | bytes, source: str | None = None) -> onnx.ModelProto:
+    """Read an ``.onnx`` file (or its bytes) and verify its weights hash.
+
+    Raises:
+        FileNotFoundError: no such file.
+        DataError: not a readable ONNX model (truncated, corrupt, not ONNX), or weights that do
+            not match the hash written at export.
+    """
+    name = source or ("model" if isinstance(path, bytes) else str(path))
+    if not isinstance(path, bytes) and not Path(path).is_file():
+        raise FileNotFoundError(f"{path}: no such ONNX file")
+    try:
+        data = path if isinstance(path, bytes) else Path(path).read_bytes()
+        model = onnx.load_from_string(data)
+    except Exception as error:  # a boundary: protobuf raises DecodeError and others
+        found = " ".join(f"{type(error).__name__}: {error}".split())[:200]
+        raise DataError(
+            name,
+            "<file>",
+            "an ONNX model",
+            found,
+            hint="the file is truncated or corrupt: export it again",
+        ) from None
+    verify_weights(model, name)
+    return model
 
 
 def metadata_of(model: onnx.ModelProto) -> dict[str, str]:
@@ -144,8 +218,10 @@ def read_metadata(path: str | PathLike[str] | onnx.ModelProto) -> dict[str, Any]
 
     Raises:
         ValueError: the file has no foundation metadata (it was not written by this exporter).
+        DataError: the file is not a readable ONNX model, or its weights do not match the hash
+            written at export.
     """
-    model = path if isinstance(path, onnx.ModelProto) else onnx.load(str(path))
+    model = path if isinstance(path, onnx.ModelProto) else load_model(path)
     raw = metadata_of(model)
     if raw.get(PREFIX + "format") != FORMAT:
         raise ValueError(

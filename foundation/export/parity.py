@@ -39,9 +39,25 @@ DEFAULT_BATCH_SIZES: tuple[int, ...] = (1, 3, 17)
 
 DEFAULT_TOLERANCE = 1e-4
 """Largest accepted absolute difference between ONNX Runtime and PyTorch."""
+MAX_TOLERANCE = 0.1
+"""A larger tolerance would let a wrong graph pass (probabilities differ by less than 1)."""
 
 RELATIVE_FLOOR = 1e-3
 """Relative differences are ``|Δ| / max(|reference|, RELATIVE_FLOOR)``."""
+
+
+def check_tolerance(tolerance: float) -> float:
+    """Return ``tolerance`` if it is a usable parity tolerance: finite, in ``(0, 0.1]``.
+
+    Raises:
+        ValueError: ``inf``, NaN, zero, negative or absurdly large (the gate would be off).
+    """
+    if not (isinstance(tolerance, (int, float)) and 0 < tolerance <= MAX_TOLERANCE):
+        raise ValueError(
+            f"parity tolerance: expected a number in (0, {MAX_TOLERANCE:g}], found {tolerance} "
+            f"(the default is {DEFAULT_TOLERANCE:g}; a larger one would switch the gate off)"
+        )
+    return float(tolerance)
 
 
 @dataclass(frozen=True)
@@ -65,8 +81,7 @@ class ParityConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if not self.tolerance > 0:
-            raise ValueError(f"parity tolerance must be > 0, found {self.tolerance}")
+        check_tolerance(self.tolerance)
         if any(n < 0 for n in self.counts) or any(b < 1 for b in self.batch_sizes):
             raise ValueError(
                 f"parity counts must be >= 0 and batch sizes >= 1, found {self.counts} and "
