@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import inspect
 import json
+import math
 import re
-from collections.abc import Mapping
+import types
+import typing
+from collections.abc import Callable, Mapping, Sequence
 from os import PathLike
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -148,6 +152,15 @@ def validate_config(config: Mapping[str, Any], path: str | PathLike[str]) -> Non
             raise CheckpointError(
                 path, f"field 'heads.{name}.loss_weight': expected a number >= 0, found {weight!r}"
             )
+    _check_finite(config, path, "")
+    _check_kwargs(
+        _backbone_class(config["backbone"]["name"]),
+        config["backbone"]["kwargs"],
+        path,
+        "backbone.kwargs",
+    )
+    for name, head in config["heads"].items():
+        _check_kwargs(_head_class(head["type"]), head["kwargs"], path, f"heads.{name}.kwargs")
     _require(config, "feature_schema", dict, path)
     try:
         FeatureSchema.from_dict(config["feature_schema"])
@@ -198,3 +211,116 @@ def _require(
         raise CheckpointError(
             path, f"field {label or key!r}: expected {kind.__name__}, found {value!r}"
         )
+
+
+# ------------------------------------------------------------------- constructor arguments
+def _check_finite(value: Any, path: str | PathLike[str], field: str) -> None:
+    """Refuse NaN and infinite numbers anywhere (Python's JSON reader accepts ``NaN``)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise CheckpointError(path, f"field {field!r}: expected a finite number, found {value}")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _check_finite(item, path, f"{field}.{key}" if field else str(key))
+    elif isinstance(value, list):
+        for position, item in enumerate(value):
+            _check_finite(item, path, f"{field}[{position}]")
+
+
+def _backbone_class(name: str) -> Callable[..., Any] | None:
+    """The class a registered backbone builder returns (None when unknown)."""
+    from foundation.models.registry import _BACKBONES, _load_builtin_backbones
+
+    _load_builtin_backbones()
+    builder = _BACKBONES.get(name)
+    if builder is None or inspect.isclass(builder):
+        return builder
+    try:
+        returned = typing.get_type_hints(builder).get("return")
+    except Exception:  # unresolvable annotations: no check
+        return None
+    return returned if inspect.isclass(returned) else None
+
+
+def _head_class(name: str) -> Callable[..., Any] | None:
+    from heads.registry import get_head_class
+
+    try:
+        return get_head_class(name)
+    except KeyError:
+        return None  # reported where the heads are built
+
+
+def _check_kwargs(
+    target: Callable[..., Any] | None,
+    kwargs: Mapping[str, Any],
+    path: str | PathLike[str],
+    field: str,
+) -> None:
+    """Check constructor arguments against the constructor's annotations.
+
+    Only plain annotations are checked (``int``, ``float``, ``bool``, ``str``, sequences of
+    them, and ``X | None``); ``"dim": "32"`` is refused here with the field's name instead of
+    failing inside the constructor.
+
+    Raises:
+        CheckpointError: an argument of the wrong type, naming the field.
+    """
+    if target is None:
+        return
+    try:
+        init = target.__init__ if inspect.isclass(target) else target
+        hints = typing.get_type_hints(init)
+        parameters = inspect.signature(init).parameters
+    except Exception:  # unresolvable annotations: the constructor reports what it finds
+        return
+    for key, value in kwargs.items():
+        if key not in parameters or key not in hints:
+            continue
+        expected = _describe_mismatch(hints[key], value)
+        if expected is not None:
+            raise CheckpointError(
+                path,
+                f"field '{field}.{key}': expected {expected}, found {value!r} "
+                f"({type(value).__name__})",
+            )
+
+
+_SCALARS: dict[type, str] = {
+    int: "an integer",
+    float: "a number",
+    bool: "true or false",
+    str: "a string",
+}
+
+
+def _describe_mismatch(kind: Any, value: Any) -> str | None:
+    """What ``kind`` expects when ``value`` (JSON) does not fit it; None when it fits or when
+    ``kind`` is not a plain annotation."""
+    origin = typing.get_origin(kind)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(kind)
+        if value is None and type(None) in args:
+            return None
+        found = [_describe_mismatch(arg, value) for arg in args if arg is not type(None)]
+        if any(item is None for item in found):
+            return None
+        return " or ".join(item for item in found if item)
+    if kind in _SCALARS:
+        fits = {
+            bool: isinstance(value, bool),
+            int: isinstance(value, int) and not isinstance(value, bool),
+            float: isinstance(value, (int, float)) and not isinstance(value, bool),
+            str: isinstance(value, str),
+        }[kind]
+        return None if fits else _SCALARS[kind]
+    if origin in (list, tuple, Sequence) or kind in (list, tuple):
+        if not isinstance(value, list):
+            return "a list"
+        args = [arg for arg in typing.get_args(kind) if arg is not Ellipsis]
+        if len(args) == 1:
+            for item in value:
+                inner = _describe_mismatch(args[0], item)
+                if inner is not None:
+                    return f"a list of {inner.removeprefix('an ').removeprefix('a ')}s"
+        return None
+    return None
