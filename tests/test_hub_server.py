@@ -8,12 +8,26 @@ huggingface_hub 2.x:
 - ``HEAD`` / ``GET /{org}/{name}/resolve/{rev}/{file}``: the file, with ``X-Repo-Commit``,
   ``ETag`` and ``Content-Length``; errors carry ``X-Error-Code`` (RepoNotFound,
   RevisionNotFound, EntryNotFound) like the Hub.
+
+and the requests ``HfApi.create_repo`` / ``create_branch`` / ``upload_folder`` make (with a
+Bearer token, and without Xet storage, which the Hub alone serves):
+
+- ``POST /api/repos/create``, ``POST /api/models/{org}/{name}/branch/{branch}``;
+- ``POST /api/validate-yaml``: the model card's metadata, checked as the Hub checks it (license
+  id, ``license_name`` of ``other``, ``base_model`` repo ids, lists of strings, ``model-index``);
+- ``POST /api/models/{org}/{name}/preupload/{rev}``: ``lfs`` for weights, ``regular`` otherwise;
+- ``POST /{org}/{name}.git/info/lfs/objects/batch`` and ``PUT /lfs-upload/{oid}`` (basic
+  transfer, sha256 checked);
+- ``POST /api/models/{org}/{name}/commit/{rev}``: the ndjson commit (``file``, ``lfsFile``).
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
+import os
+import re
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -23,9 +37,10 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 import torch
+import yaml
 from conftest import cli, make_batch, make_model, outputs_equal, run_eval, save
 
-from foundation.hub import CHECKPOINTS_ENV, HubDownloadError, load_pretrained
+from foundation.hub import CHECKPOINTS_ENV, HubDownloadError, load_pretrained, push_to_hub
 
 
 @dataclass
@@ -36,19 +51,76 @@ class FakeHub:
     hidden: set[str] = field(default_factory=set)
     requests: list[tuple[str, str]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    token: str = "hf_local_test_token"
+    lfs: dict[str, bytes] = field(default_factory=dict)
+    commit_messages: list[str] = field(default_factory=list)
 
     def publish(self, repo_id: str, folder: Path, revision: str = "main") -> str:
         """Commit every file of ``folder`` to ``repo_id`` and point ``revision`` at it."""
         files = {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
-        files[".gitattributes"] = b"*.safetensors filter=lfs diff=lfs merge=lfs -text\n"
+        return self.commit(repo_id, files, revision)
+
+    def commit(self, repo_id: str, files: dict[str, bytes], revision: str = "main") -> str:
+        """Store ``files`` (plus ``.gitattributes``) as a commit and point ``revision`` at it."""
+        files = {".gitattributes": GITATTRIBUTES, **files}
         digest = hashlib.sha1()
-        for name, content in files.items():
+        for name, content in sorted(files.items()):
             digest.update(name.encode() + hashlib.sha256(content).digest())
         commit = digest.hexdigest()
         repo = self.repos.setdefault(repo_id, {"refs": {}, "commits": {}})
         repo["commits"][commit] = files
         repo["refs"][revision] = commit
         return commit
+
+    def files(self, repo_id: str, revision: str = "main") -> dict[str, bytes]:
+        """The files of ``repo_id`` at ``revision``."""
+        repo = self.repos[repo_id]
+        return repo["commits"][repo["refs"].get(revision, revision)]
+
+    def file_requests(self) -> list[tuple[str, str]]:
+        return [(m, p) for m, p in self.requests if "/resolve/" in p]
+
+
+GITATTRIBUTES = b"*.safetensors filter=lfs diff=lfs merge=lfs -text\n"
+HUB_LICENSES = {
+    "apache-2.0", "mit", "bsd-2-clause", "bsd-3-clause", "cc0-1.0", "cc-by-4.0", "cc-by-sa-4.0",
+    "cc-by-nc-4.0", "gpl-3.0", "lgpl-3.0", "mpl-2.0", "unlicense", "other",
+}  # fmt: skip
+"""A part of the Hub's list of license ids (lower case), enough for these tests."""
+_REPO = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
+
+
+def card_metadata_errors(content: str) -> list[str]:
+    """What the Hub's metadata validation (``/api/validate-yaml``) refuses in a README.md."""
+    from huggingface_hub.repocard_data import model_index_to_eval_results
+
+    match = re.match(r"^---\n(.*?)\n---\n", content, re.DOTALL)
+    if not match:
+        return []
+    try:
+        data = yaml.safe_load(match.group(1)) or {}
+    except yaml.YAMLError as error:
+        return [f"invalid YAML: {error}"]
+    errors = []
+    license_id = data.get("license")
+    if license_id is not None and license_id not in HUB_LICENSES:
+        errors.append(f'"license" must be one of the Hub license ids, found {license_id!r}')
+    if license_id == "other" and not data.get("license_name"):
+        errors.append('"license_name" is required with license: other')
+    for key in ("tags", "datasets"):
+        value = data.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            errors.append(f'"{key}" must be a list of strings, found {value!r}')
+    bases = data.get("base_model", [])
+    for base in [bases] if isinstance(bases, str) else bases:
+        if not isinstance(base, str) or not _REPO.match(base):
+            errors.append(f'"base_model" must be a model id, found {base!r}')
+    if "model-index" in data:
+        try:
+            model_index_to_eval_results(data["model-index"])
+        except (KeyError, TypeError, ValueError) as error:
+            errors.append(f'"model-index" is invalid: {error!r}')
+    return errors
 
     def file_requests(self) -> list[tuple[str, str]]:
         return [(m, p) for m, p in self.requests if "/resolve/" in p]
@@ -66,6 +138,149 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         self._answer(with_body=True)
+
+    # ---------------------------------------------------------------------------- uploads
+    def do_POST(self) -> None:
+        path = unquote(urlsplit(self.path).path)
+        with self.hub.lock:
+            self.hub.requests.append((self.command, path))
+        body = self._body()
+        parts = path.strip("/").split("/")
+        if path == "/api/validate-yaml":
+            errors = card_metadata_errors(json.loads(body)["content"])
+            status = 400 if errors else 200
+            self._send(status, {"errors": [{"message": e} for e in errors], "warnings": []})
+        elif not self._authorized():
+            return
+        elif path == "/api/repos/create":
+            self._create_repo(json.loads(body))
+        elif parts[:2] == ["api", "models"] and len(parts) >= 6 and parts[4] == "branch":
+            payload = json.loads(body or b"{}")
+            self._create_branch(f"{parts[2]}/{parts[3]}", "/".join(parts[5:]), payload)
+        elif parts[:2] == ["api", "models"] and len(parts) >= 6 and parts[4] == "preupload":
+            files = json.loads(body)["files"]
+            modes = [
+                {
+                    "path": f["path"],
+                    "uploadMode": "lfs" if f["path"].endswith(".safetensors") else "regular",
+                    "shouldIgnore": False,
+                }
+                for f in files
+            ]
+            self._send(200, {"files": modes})
+        elif (
+            len(parts) == 6
+            and parts[1].endswith(".git")
+            and parts[2:]
+            == [
+                "info",
+                "lfs",
+                "objects",
+                "batch",
+            ]
+        ):
+            self._lfs_batch(json.loads(body))
+        elif parts[:2] == ["api", "models"] and len(parts) >= 6 and parts[4] == "commit":
+            self._commit_ndjson(f"{parts[2]}/{parts[3]}", "/".join(parts[5:]), body)
+        else:
+            self._send(404, {"error": f"no route for POST {path}"})
+
+    def do_PUT(self) -> None:
+        path = unquote(urlsplit(self.path).path)
+        with self.hub.lock:
+            self.hub.requests.append((self.command, path))
+        body = self._body()
+        parts = path.strip("/").split("/")
+        if len(parts) == 2 and parts[0] == "lfs-upload":
+            if hashlib.sha256(body).hexdigest() != parts[1]:
+                self._send(400, {"error": "sha256 of the upload differs from its oid"})
+                return
+            with self.hub.lock:
+                self.hub.lfs[parts[1]] = body
+            self._send(200, {})
+        else:
+            self._send(404, {"error": f"no route for PUT {path}"})
+
+    def _body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            chunks = []
+            while size := int(self.rfile.readline().strip() or b"0", 16):
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+            self.rfile.readline()
+            return b"".join(chunks)
+        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+    def _authorized(self) -> bool:
+        if self.headers.get("Authorization") == f"Bearer {self.hub.token}":
+            return True
+        self._send(401, {"error": "Invalid credentials in Authorization header"})
+        return False
+
+    def _endpoint(self) -> str:
+        return f"http://{self.headers.get('Host')}"
+
+    def _create_repo(self, payload: dict) -> None:
+        name, organization = payload["name"], payload.get("organization")
+        repo_id = f"{organization}/{name}" if organization else name
+        if repo_id in self.hub.repos:
+            url = f"{self._endpoint()}/{repo_id}"  # the Hub names the existing repo
+            self._send(409, {"error": "You already created this model repo", "url": url})
+            return
+        with self.hub.lock:
+            self.hub.commit(repo_id, {})
+        self._send(200, {"url": f"{self._endpoint()}/{repo_id}"})
+
+    def _create_branch(self, repo_id: str, branch: str, payload: dict) -> None:
+        found = self._commit(repo_id, payload.get("startingPoint") or "main")
+        if not found:
+            return
+        refs = self.hub.repos[repo_id]["refs"]
+        if branch in refs:
+            self._send(409, {"error": "Reference already exists"})
+            return
+        refs[branch] = found[0]
+        self._send(200, {})
+
+    def _lfs_batch(self, payload: dict) -> None:
+        objects = []
+        for item in payload["objects"]:
+            entry = {"oid": item["oid"], "size": item["size"]}
+            if item["oid"] not in self.hub.lfs:  # already stored objects get no action
+                href = f"{self._endpoint()}/lfs-upload/{item['oid']}"
+                entry["actions"] = {"upload": {"href": href, "header": {}}}
+            objects.append(entry)
+        body = json.dumps({"transfer": "basic", "objects": objects}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/vnd.git-lfs+json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _commit_ndjson(self, repo_id: str, revision: str, body: bytes) -> None:
+        found = self._commit(repo_id, revision)
+        if not found:
+            return
+        files = {k: v for k, v in found[1].items() if k != ".gitattributes"}
+        for line in body.splitlines():
+            item = json.loads(line)
+            value = item["value"]
+            if item["key"] == "header":
+                self.hub.commit_messages.append(value["summary"])
+            elif item["key"] == "file":
+                files[value["path"]] = base64.b64decode(value["content"])
+            elif item["key"] == "lfsFile":
+                if value["oid"] not in self.hub.lfs:
+                    self._send(422, {"error": f"LFS object {value['oid']} was never uploaded"})
+                    return
+                files[value["path"]] = self.hub.lfs[value["oid"]]
+            else:
+                self._send(400, {"error": f"unsupported commit operation {item['key']!r}"})
+                return
+        with self.hub.lock:
+            commit = self.hub.commit(repo_id, files, revision)
+        url = f"{self._endpoint()}/{repo_id}/commit/{commit}"
+        self._send(200, {"commitUrl": url, "commitOid": commit, "pullRequestUrl": None})
 
     def _answer(self, with_body: bool) -> None:
         path = unquote(urlsplit(self.path).path)
@@ -164,6 +379,10 @@ def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeHub]:
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-cache"))
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_TOKEN", state.token)
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", True)  # Xet storage is the Hub's own
     bars_were_disabled = are_progress_bars_disabled()
     disable_progress_bars()
     try:
@@ -273,3 +492,81 @@ def test_delta_on_a_hub_base_pins_the_commit(hub: FakeHub, published, tmp_path: 
     hub.publish("org/pfn", tmp_path / "v1")  # main moves on; the delta keeps its base
     loaded = load_pretrained(delta)
     assert same_weights(loaded, tuned)
+
+
+# ------------------------------------------------------------------------------------ uploads
+# huggingface_hub's LFS upload passes bytes to httpx as data= (its own call, not ours)
+UPLOAD_WARNING = pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationWarning")
+
+
+def test_shipped_cards_pass_the_hub_metadata_checks():
+    root = Path(__file__).resolve().parents[1] / "checkpoints"
+    cards = sorted(root.glob("*/README.md"))
+    assert cards
+    for card in cards:
+        assert card_metadata_errors(card.read_text(encoding="utf-8")) == [], card
+
+
+@UPLOAD_WARNING
+def test_push_then_load(hub: FakeHub, tmp_path: Path, capsys):
+    """``foundation hub push`` uploads through a real client; the repo loads like the folder."""
+    model = make_model(seed=3)
+    folder = save(model, tmp_path / "pfn", card={"license": "Apache-2.0", "datasets": ["org/jets"]})
+    (folder / "train.log").write_text("not part of the checkpoint\n")
+    assert cli("hub", "push", str(folder), "org/pushed") == 0
+    assert "/org/pushed/commit/" in capsys.readouterr().out
+    files = hub.files("org/pushed")
+    assert sorted(files) == [
+        ".gitattributes",
+        "README.md",
+        "SHA256SUMS",
+        "config.json",
+        "model.safetensors",
+    ]
+    for name in ("README.md", "SHA256SUMS", "config.json", "model.safetensors"):
+        assert files[name] == (folder / name).read_bytes()
+    uploads = [path for method, path in hub.requests if method == "PUT"]
+    weights_sha = hashlib.sha256(files["model.safetensors"]).hexdigest()
+    assert uploads == [f"/lfs-upload/{weights_sha}"]  # the weights went through LFS
+    assert ("POST", "/api/validate-yaml") in hub.requests  # the card was checked by the server
+    assert same_weights(load_pretrained("org/pushed"), model)
+
+    assert push_to_hub(folder, "org/pushed", revision="v1", commit_message="v1").oid
+    assert hub.commit_messages[-1] == "v1"
+    assert same_weights(load_pretrained("org/pushed", revision="v1"), model)
+
+
+@UPLOAD_WARNING
+def test_card_edits_on_the_hub_keep_loading(hub: FakeHub, tmp_path: Path):
+    """SHA256SUMS covers config.json and the weights only: a card edited on the Hub loads."""
+    from huggingface_hub import HfApi
+
+    model = make_model(seed=4)
+    folder = save(model, tmp_path / "pfn", card={"license": "MIT"})
+    push_to_hub(folder, "org/edited")
+    card = hub.files("org/edited")["README.md"].decode() + "\n## Added on the Hub\n"
+    api = HfApi(endpoint=os.environ["HF_ENDPOINT"])
+    api.upload_file(path_or_fileobj=card.encode(), path_in_repo="README.md", repo_id="org/edited")
+    assert hub.files("org/edited")["README.md"].decode().endswith("## Added on the Hub\n")
+    loaded = load_pretrained("org/edited")
+    assert same_weights(loaded, model)
+    assert "README.md" not in (Path(loaded.source["folder"]) / "SHA256SUMS").read_text()
+
+
+def test_push_refusals(hub: FakeHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The server refuses a card with invalid metadata (the old `license: "Apache-2.0"`) and a
+    push without a token; nothing is committed."""
+    from huggingface_hub.errors import HfHubHTTPError
+
+    folder = save(make_model(), tmp_path / "pfn")
+    card = (folder / "README.md").read_text()
+    (folder / "README.md").write_text(card.replace("---\n", '---\nlicense: "Apache-2.0"\n', 1))
+    with pytest.raises((HfHubHTTPError, ValueError), match=r"license"):
+        push_to_hub(folder, "org/refused")
+    assert "README.md" not in hub.files("org/refused")
+    (folder / "README.md").write_text(card)
+    monkeypatch.delenv("HF_TOKEN")
+    monkeypatch.setattr("huggingface_hub.constants.HF_TOKEN_PATH", str(tmp_path / "no-token"))
+    with pytest.raises(HfHubHTTPError, match=r"401|Invalid credentials"):
+        push_to_hub(folder, "org/anonymous")
+    assert "org/anonymous" not in hub.repos

@@ -11,8 +11,9 @@ from typing import Any
 from foundation.hub.atomic import atomic_folder
 from foundation.hub.config import CONFIG_FILE, WEIGHTS_FILE, read_config
 from foundation.hub.download import HUB_PREFIX, download_file, is_repo_id
-from foundation.hub.hashing import SUMS_FILE, verify_folder
+from foundation.hub.hashing import verify_folder
 from foundation.hub.pretrained import checkpoint_search_paths, pretrained_folders
+from foundation.hub.push import published_files
 from foundation.hub.resolve import LOCAL_PREFIX, looks_like_path, resolve_checkpoint
 
 
@@ -56,6 +57,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     package.add_argument("--out", type=Path, help="destination folder (default: checkpoints/NAME)")
     package.add_argument("--overwrite", action="store_true", help="replace an existing folder")
     package.set_defaults(func=run_package)
+
+    register_push(actions)
 
 
 def run_package(args: argparse.Namespace) -> int:
@@ -150,11 +153,11 @@ def run_download(args: argparse.Namespace) -> int:
     """Resolve (download if needed) and verify a checkpoint; copy it to ``--out`` if given."""
     resolved = resolve_checkpoint(args.name, args.revision)
     read_config(resolved.folder)
-    listed = verify_folder(resolved.folder, required=(CONFIG_FILE, WEIGHTS_FILE))
+    files = published_files(resolved.folder)  # verifies the hashes
     folder = resolved.folder
     if args.out is not None:
         with atomic_folder(args.out, overwrite=args.overwrite) as temporary:
-            for name in [*listed, SUMS_FILE]:
+            for name in files:
                 target = temporary / name
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(resolved.folder / name, target)  # follows cache symlinks
@@ -179,3 +182,37 @@ def _config_of(name: str, revision: str | None) -> dict[str, Any]:
 def _hub_label(pointer: dict[str, Any]) -> str:
     revision = pointer.get("revision")
     return f"hf-hub:{pointer['repo_id']}" + (f"@{revision}" if revision else "")
+
+
+def register_push(actions: argparse._SubParsersAction) -> None:
+    """Add ``hub push FOLDER org/name``."""
+    push = actions.add_parser(
+        "push",
+        help="verify a checkpoint folder and upload it to a Hugging Face Hub repo",
+        description="Upload config.json, the weights, SHA256SUMS, the model card and license "
+        "files of a checkpoint folder to a Hub model repo (created if missing). The token comes "
+        "from $HF_TOKEN or `hf auth login`; $HF_ENDPOINT selects another Hub.",
+    )
+    push.add_argument("folder", metavar="FOLDER", type=Path, help="checkpoint folder")
+    push.add_argument("repo_id", metavar="REPO", help="Hub repo id, org/name")
+    push.add_argument("--revision", help="branch to commit to (created if missing)")
+    push.add_argument("--message", help="commit message")
+    push.add_argument("--private", action="store_true", help="create the repo as private")
+    push.set_defaults(func=run_push)
+
+
+def run_push(args: argparse.Namespace) -> int:
+    """Upload the folder and print the commit URL."""
+    from foundation.hub.push import push_to_hub
+
+    if not is_repo_id(args.repo_id):
+        raise ValueError(f"REPO: expected a Hub repo id 'org/name', found {args.repo_id!r}")
+    commit = push_to_hub(
+        args.folder,
+        args.repo_id,
+        revision=args.revision,
+        commit_message=args.message,
+        private=args.private or None,
+    )
+    print(getattr(commit, "commit_url", commit))
+    return 0

@@ -1,7 +1,8 @@
 """Save a :class:`~foundation.model.Model` to a checkpoint folder and load it back, strictly.
 
 A checkpoint folder holds ``config.json`` (everything needed to rebuild the model),
-``model.safetensors`` (weights; never pickle), ``README.md`` (model card) and ``SHA256SUMS``.
+``model.safetensors`` (weights; never pickle), ``README.md`` (model card) and ``SHA256SUMS``
+(sha256 of ``config.json`` and the weights: editing the card never breaks loading).
 A fine-tuned *delta* checkpoint stores only its heads and adapter parameters and names its base
 checkpoint with the sha256 of the base's ``model.safetensors``.
 """

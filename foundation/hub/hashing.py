@@ -1,15 +1,26 @@
-"""``SHA256SUMS``: the sha256 of every file of a checkpoint folder (``sha256sum`` format)."""
+"""``SHA256SUMS``: the sha256 of a checkpoint's weights and config (``sha256sum`` format).
+
+Only the files that decide what the model computes are hashed: ``config.json`` and the
+``*.safetensors`` weights (:func:`is_hashed`). The model card (``README.md``) is not, so that
+editing it, on the Hub or locally, never breaks loading. Folders written before this rule list
+``README.md`` too; such entries are read but not checked (:func:`verify_folder`).
+"""
 
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import tempfile
 from os import PathLike
 from pathlib import Path
 
 from foundation.hub.errors import CheckpointError
 
 SUMS_FILE = "SHA256SUMS"
+HASHED_NAMES: tuple[str, ...] = ("config.json",)
+"""File names that are hashed wherever they are, besides every ``*.safetensors`` file."""
+HASHED_SUFFIXES: tuple[str, ...] = (".safetensors",)
 _LINE = re.compile(r"^([0-9a-f]{64}) [ *](.+)$")
 _CHUNK = 1 << 20
 
@@ -23,8 +34,14 @@ def sha256_file(path: str | PathLike[str]) -> str:
     return digest.hexdigest()
 
 
+def is_hashed(name: str) -> bool:
+    """Whether a file (relative path) of a checkpoint folder belongs in ``SHA256SUMS``."""
+    base = Path(name).name
+    return base in HASHED_NAMES or base.endswith(HASHED_SUFFIXES)
+
+
 def write_sums(folder: str | PathLike[str]) -> dict[str, str]:
-    """Hash every regular file of ``folder`` (recursively, except ``SHA256SUMS``) into it.
+    """Hash the config and weight files of ``folder`` (recursively, see :func:`is_hashed`).
 
     Returns:
         ``{relative_path: sha256}`` as written.
@@ -33,10 +50,17 @@ def write_sums(folder: str | PathLike[str]) -> dict[str, str]:
     sums = {
         path.relative_to(folder).as_posix(): sha256_file(path)
         for path in sorted(folder.rglob("*"))
-        if path.is_file() and path.name != SUMS_FILE
+        if path.is_file() and is_hashed(path.relative_to(folder).as_posix())
     }
     text = "".join(f"{digest}  {name}\n" for name, digest in sums.items())
-    (folder / SUMS_FILE).write_text(text, encoding="utf-8")
+    descriptor, temporary = tempfile.mkstemp(dir=folder, prefix=f".{SUMS_FILE}.")
+    try:  # atomic: a reader sees the old file or the new one
+        with os.fdopen(descriptor, "w", encoding="utf-8") as stream:
+            stream.write(text)
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, folder / SUMS_FILE)
+    finally:
+        Path(temporary).unlink(missing_ok=True)
     return sums
 
 
@@ -68,13 +92,14 @@ def read_sums(folder: str | PathLike[str]) -> dict[str, str]:
 
 
 def verify_folder(folder: str | PathLike[str], required: tuple[str, ...] = ()) -> dict[str, str]:
-    """Check every file listed in ``SHA256SUMS`` against its hash.
+    """Check the config and weight files listed in ``SHA256SUMS`` against their hashes.
 
     Files present but not listed (e.g. a Hub repo's ``.gitattributes``) are ignored; every name
-    in ``required`` must be listed.
+    in ``required`` must be listed. Listed files outside :func:`is_hashed` (the ``README.md``
+    that older folders list) are not checked: the card may change without breaking loading.
 
     Returns:
-        The verified ``{relative_path: sha256}``.
+        The verified ``{relative_path: sha256}`` (config and weights only).
 
     Raises:
         CheckpointError: a required file is not listed, a listed file is missing, or a hash
@@ -87,6 +112,7 @@ def verify_folder(folder: str | PathLike[str], required: tuple[str, ...] = ()) -
             raise CheckpointError(
                 folder / SUMS_FILE, f"does not list {name!r}, so it cannot be verified"
             )
+    sums = {name: digest for name, digest in sums.items() if is_hashed(name)}
     for name, expected in sums.items():
         path = folder / name
         if not path.is_file():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Mapping
 from os import PathLike
 from pathlib import Path
@@ -9,10 +11,11 @@ from typing import Any
 
 import yaml
 
-from foundation.errors import DataError
-from foundation.hub.card import CARD_SECTIONS
+from foundation.errors import DataError, OutputExistsError
+from foundation.hub.card import CARD_KEYS, render_card
 from foundation.hub.checkpoint import load_pretrained, save_pretrained
-from foundation.hub.config import read_config
+from foundation.hub.config import CARD_FILE, CONFIG_FILE, WEIGHTS_FILE, read_config
+from foundation.hub.hashing import sha256_file, verify_folder, write_sums
 from foundation.hub.resolve import resolve_checkpoint
 
 PROVENANCE_KEY = "provenance"
@@ -34,7 +37,7 @@ def read_card_file(path: str | PathLike[str]) -> tuple[dict[str, Any], dict[str,
         raise DataError(path, "<file>", "a readable YAML mapping", found) from None
     if not isinstance(data, Mapping):
         raise DataError(path, "<top level>", "a mapping of card sections", type(data).__name__)
-    known = {key for key, _ in CARD_SECTIONS} | {"title", "summary", PROVENANCE_KEY}
+    known = set(CARD_KEYS) | {PROVENANCE_KEY}
     unknown = sorted(set(data) - known)
     if unknown:
         raise DataError(path, unknown[0], f"one of {', '.join(sorted(known))}", "an unknown key")
@@ -57,12 +60,72 @@ def package_checkpoint(
     """Re-save ``source`` (a checkpoint or ``RUN/best``) as the named checkpoint ``folder``.
 
     The weights, heads and feature schema are unchanged (bit-exact); the model card is rendered
-    from ``card`` and the provenance is replaced by ``provenance`` when given.
+    from ``card`` and the provenance is replaced by ``provenance`` when given. When ``source``
+    is ``folder`` itself, only the card and ``SHA256SUMS`` are written again
+    (:func:`refresh_card`): ``config.json`` and the weights keep their bytes.
+
+    Raises:
+        ValueError: in place, a ``name`` or ``provenance`` that differs from ``config.json``.
+        OutputExistsError: ``folder`` exists and ``overwrite`` is False.
     """
     resolved = resolve_checkpoint(source, None).folder
+    target = Path(folder)
+    if target.is_dir() and resolved.resolve() == target.resolve():
+        if not overwrite:
+            raise OutputExistsError(target, "a checkpoint")
+        return refresh_card(target, card, name=name, provenance=provenance)
     model = load_pretrained(resolved)
     if provenance is None:
         provenance = read_config(resolved).get("provenance") or {}
     return save_pretrained(
         model, folder, provenance=provenance, card=card, name=name, overwrite=overwrite
     )
+
+
+def refresh_card(
+    folder: str | PathLike[str],
+    card: Mapping[str, Any],
+    *,
+    name: str | None = None,
+    provenance: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write a checkpoint's ``README.md`` card and ``SHA256SUMS`` again, in place.
+
+    ``config.json`` and the weights are verified and left as they are (their sha256 do not
+    change); each file is replaced atomically.
+
+    Raises:
+        CheckpointError: the folder does not verify.
+        ValueError: ``name`` or ``provenance`` differ from those of ``config.json`` (they live
+            in the config: re-package from the run to change them).
+    """
+    folder = Path(folder)
+    config = read_config(folder)
+    verify_folder(folder, required=(CONFIG_FILE, WEIGHTS_FILE))
+    path = folder / CONFIG_FILE
+    if name is not None and config.get("name") != name:
+        raise ValueError(f"{path}: field 'name' is {config.get('name')!r}, not {name!r}")
+    if provenance is not None and dict(provenance) != (config.get("provenance") or {}):
+        raise ValueError(
+            f"{path}: field 'provenance' differs from the card file's; re-package from the "
+            "training run to change it"
+        )
+    weights = sha256_file(folder / WEIGHTS_FILE)
+    _replace_text(folder / CARD_FILE, render_card(config, card))
+    write_sums(folder)
+    verify_folder(folder, required=(CONFIG_FILE, WEIGHTS_FILE))
+    if sha256_file(folder / WEIGHTS_FILE) != weights:  # pragma: no cover - nothing writes them
+        raise RuntimeError(f"{folder / WEIGHTS_FILE}: changed while refreshing the card")
+    return folder
+
+
+def _replace_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename."""
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as stream:
+            stream.write(text)
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, path)
+    finally:
+        Path(temporary).unlink(missing_ok=True)

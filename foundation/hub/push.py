@@ -1,15 +1,42 @@
-"""Upload a checkpoint folder to the Hugging Face Hub."""
+"""Upload a checkpoint folder to the Hugging Face Hub (``foundation hub push FOLDER org/name``)."""
 
 from __future__ import annotations
 
 from os import PathLike
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from foundation import __version__
-from foundation.hub.config import CONFIG_FILE, WEIGHTS_FILE, read_config
+from foundation.hub.config import CARD_FILE, CONFIG_FILE, WEIGHTS_FILE, read_config
 from foundation.hub.download import HUB_PREFIX, hub_options
 from foundation.hub.hashing import SUMS_FILE, verify_folder
+
+if TYPE_CHECKING:
+    from huggingface_hub import HfApi
+
+
+DOCUMENT_PREFIXES: tuple[str, ...] = (CARD_FILE, "LICENSE", "NOTICE")
+"""Unhashed files of a checkpoint folder that are published with it: the card and the license
+texts (``LICENSE``, ``LICENSE.txt``, ``NOTICE``...)."""
+
+
+def published_files(folder: str | PathLike[str]) -> list[str]:
+    """The files of a checkpoint folder that belong in its repo, after verifying them.
+
+    The hashed files (``config.json``, the weights), ``SHA256SUMS``, and the card and license
+    files of the folder's top level (:data:`DOCUMENT_PREFIXES`); nothing else (logs, exports).
+
+    Raises:
+        CheckpointError: the folder is not a valid checkpoint (a hash differs, a file is missing).
+    """
+    folder = Path(folder)
+    listed = verify_folder(folder, required=(CONFIG_FILE, WEIGHTS_FILE))
+    documents = [
+        path.name
+        for path in folder.iterdir()
+        if path.is_file() and path.name.startswith(DOCUMENT_PREFIXES)
+    ]
+    return sorted({*listed, SUMS_FILE, *documents})
 
 
 def push_to_hub(
@@ -21,9 +48,9 @@ def push_to_hub(
     private: bool | None = None,
     token: str | bool | None = None,
     create_repo: bool = True,
-    api: Any = None,
+    api: HfApi | None = None,
 ) -> Any:
-    """Verify a checkpoint folder and upload its files (those in ``SHA256SUMS``) to a Hub repo.
+    """Verify a checkpoint folder and upload it (see :func:`published_files`) to a Hub repo.
 
     Args:
         folder: a folder written by :func:`~foundation.hub.save_pretrained`.
@@ -31,19 +58,21 @@ def push_to_hub(
         revision: branch to commit to (created if missing); default: the default branch.
         commit_message: default ``"Upload <name> (foundation <version>)"``.
         private: visibility of a newly created repo.
-        token: Hub token (default: the logged-in user's).
+        token: Hub token (default: ``$HF_TOKEN`` or the logged-in user's).
         create_repo: create the repo (``exist_ok``) before uploading.
-        api: an ``huggingface_hub.HfApi`` (or a stand-in with the same methods).
+        api: the ``huggingface_hub.HfApi`` to use (default: one for ``$HF_ENDPOINT``).
 
     Returns:
         What ``HfApi.upload_folder`` returns (the commit info).
 
     Raises:
         CheckpointError: the folder is not a valid checkpoint (nothing is uploaded).
+        huggingface_hub.errors.HfHubHTTPError: the Hub refused a request (the card's metadata,
+            the token, the repo name...).
     """
     folder = Path(folder)
     config = read_config(folder)
-    listed = verify_folder(folder, required=(CONFIG_FILE, WEIGHTS_FILE))
+    files = published_files(folder)
     if api is None:
         from huggingface_hub import HfApi
 
@@ -60,5 +89,5 @@ def push_to_hub(
         repo_type="model",
         revision=revision,
         commit_message=commit_message or f"Upload {label} (foundation {__version__})",
-        allow_patterns=sorted([*listed, SUMS_FILE]),
+        allow_patterns=files,
     )
