@@ -38,6 +38,7 @@ class JetClassificationHead(Head):
         hidden: widths of the hidden layers of the MLP.
         dropout: dropout after each hidden layer.
         label_smoothing: label smoothing of the cross-entropy (multi-class and binary).
+        activation: activation of the hidden layers, ``"gelu"`` or ``"relu"``.
     """
 
     level = "jet"
@@ -51,6 +52,7 @@ class JetClassificationHead(Head):
         hidden: Sequence[int] = (128,),
         dropout: float = 0.0,
         label_smoothing: float = 0.0,
+        activation: str = "gelu",
     ) -> None:
         super().__init__()
         label_names = tuple(str(name) for name in label_names)
@@ -70,7 +72,9 @@ class JetClassificationHead(Head):
         self.target_key = target
         self.binary = bool(binary)
         self.label_smoothing = float(label_smoothing)
-        self.net = mlp(in_features, hidden, 1 if self.binary else len(label_names), dropout)
+        self.net = mlp(
+            in_features, hidden, 1 if self.binary else len(label_names), dropout, activation
+        )
         self.config = {
             "in_features": int(in_features),
             "label_names": list(label_names),
@@ -79,6 +83,7 @@ class JetClassificationHead(Head):
             "hidden": [int(size) for size in hidden],
             "dropout": float(dropout),
             "label_smoothing": self.label_smoothing,
+            "activation": activation,
         }
 
     @property

@@ -7,20 +7,34 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+ACTIVATIONS: dict[str, type[nn.Module]] = {"gelu": nn.GELU, "relu": nn.ReLU}
+"""Hidden-layer activations of :func:`mlp` by name."""
+
 
 def mlp(
-    in_features: int, hidden: Sequence[int], out_features: int, dropout: float = 0.0
+    in_features: int,
+    hidden: Sequence[int],
+    out_features: int,
+    dropout: float = 0.0,
+    activation: str = "gelu",
 ) -> nn.Sequential:
     """A multi-layer perceptron ``Linear -> GELU -> Dropout -> ... -> Linear``.
+
+    ``activation`` names the hidden-layer activation (:data:`ACTIVATIONS`; ``"relu"`` for
+    networks converted from weaver-core, whose classifiers use ReLU).
 
     Shapes:
         - input: ``[..., in_features]``
         - output: ``[..., out_features]``
     """
+    if activation not in ACTIVATIONS:
+        raise ValueError(
+            f"mlp: activation must be one of {list(ACTIVATIONS)}, found {activation!r}"
+        )
     layers: list[nn.Module] = []
     width = in_features
     for size in hidden:
-        layers += [nn.Linear(width, int(size)), nn.GELU()]
+        layers += [nn.Linear(width, int(size)), ACTIVATIONS[activation]()]
         if dropout > 0:
             layers.append(nn.Dropout(dropout))
         width = int(size)

@@ -60,6 +60,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     register_push(actions)
 
+    register_convert(actions)
+
 
 def run_package(args: argparse.Namespace) -> int:
     """Write the named checkpoint and print its folder."""
@@ -215,4 +217,64 @@ def run_push(args: argparse.Namespace) -> int:
         private=args.private or None,
     )
     print(getattr(commit, "commit_url", commit))
+    return 0
+
+
+def register_convert(actions: argparse._SubParsersAction) -> None:
+    """Add ``hub convert weaver ARCH STATE_DICT --data-config YAML --out FOLDER``."""
+    convert = actions.add_parser(
+        "convert",
+        help="convert community weights (weaver-core state dicts) into a checkpoint folder",
+        description="Convert a weaver-core state dict (e.g. the JetClass-trained ParticleNet) "
+        "onto the project's backbone; outputs are proven equal by tests/test_weaver_*.py.",
+    )
+    convert.add_argument("framework", choices=["weaver"], help="where the weights come from")
+    convert.add_argument("arch", metavar="ARCH", help="architecture: particlenet or part")
+    convert.add_argument("state_dict", metavar="STATE_DICT", type=Path, help="the .pt file")
+    convert.add_argument(
+        "--data-config", type=Path, required=True, help="the weaver data config (YAML)"
+    )
+    convert.add_argument("--out", type=Path, required=True, help="destination folder")
+    convert.add_argument("--name", help="checkpoint name, e.g. particlenet.jetclass-full")
+    convert.add_argument("--card", type=Path, help="model-card YAML (see recipes/cards/)")
+    convert.add_argument("--source-repo", help="repository the weights were published in")
+    convert.add_argument("--source-commit", help="commit of that repository")
+    convert.add_argument("--license", type=Path, help="license file to ship with the weights")
+    convert.add_argument(
+        "--options",
+        default="{}",
+        help="converter arguments as a JSON object, e.g. '{\"use_fusion\": true}'",
+    )
+    convert.add_argument("--overwrite", action="store_true", help="replace an existing folder")
+    convert.set_defaults(func=run_convert)
+
+
+def run_convert(args: argparse.Namespace) -> int:
+    """Convert and print the checkpoint folder."""
+    from foundation.convert import convert_weaver_file
+    from foundation.hub.package import read_card_file
+
+    try:
+        options = json.loads(args.options)
+    except ValueError as error:
+        raise ValueError(
+            f"--options: expected a JSON object, found {args.options!r} ({error})"
+        ) from None
+    if not isinstance(options, dict):
+        raise ValueError(f"--options: expected a JSON object, found {args.options!r}")
+    card = read_card_file(args.card)[0] if args.card else None
+    folder = convert_weaver_file(
+        args.arch,
+        args.state_dict,
+        args.data_config,
+        args.out,
+        name=args.name,
+        options=options,
+        card=card,
+        repository=args.source_repo,
+        commit=args.source_commit,
+        license_file=args.license,
+        overwrite=args.overwrite,
+    )
+    print(folder)
     return 0

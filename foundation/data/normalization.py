@@ -3,6 +3,10 @@
 ``x -> clip((x - center) / scale, -clip, clip)``, with center the median and scale half of the
 16–84 % interval over real particles (a robust σ). Identity features (charge and the five flags)
 keep center 0 and scale 1. Padding stays exactly 0.
+
+A normalization given by hand (e.g. a weaver data config, :mod:`foundation.convert`) may clip
+each feature to its own ``[clip_min, clip_max]`` instead, an infinite bound leaving that side
+open, and names its ``method``.
 """
 
 from __future__ import annotations
@@ -39,15 +43,21 @@ class Normalizer:
         center: value subtracted from each feature.
         scale: positive value each centered feature is divided by.
         clip: normalized values are clipped to ``[-clip, clip]`` (None: no clipping).
+        clip_min, clip_max: per-feature bounds used instead of ``clip`` (which must then be
+            None); ``-inf`` / ``inf`` leave a side open. None: ``clip`` applies.
+        method: how center and scale were obtained (recorded in :meth:`to_dict`).
 
     Shapes:
-        - center, scale: ``[F]`` float32.
+        - center, scale, clip_min, clip_max: ``[F]`` float32.
     """
 
     names: tuple[str, ...]
     center: np.ndarray
     scale: np.ndarray
     clip: float | None = 5.0
+    clip_min: np.ndarray | None = None
+    clip_max: np.ndarray | None = None
+    method: str = METHOD
 
     def __post_init__(self) -> None:
         size = len(self.names)
@@ -65,6 +75,34 @@ class Normalizer:
             raise DataError("normalization", "scale", "positive scales", self.scale.tolist())
         if self.clip is not None and not self.clip > 0:
             raise DataError("normalization", "clip", "a positive number or None", self.clip)
+        self._check_bounds(size)
+
+    def _check_bounds(self, size: int) -> None:
+        """Validate (and store as float32) the per-feature clip bounds."""
+        given = (self.clip_min is not None, self.clip_max is not None)
+        if not any(given):
+            return
+        if not all(given) or self.clip is not None:
+            raise DataError(
+                "normalization",
+                "clip_min/clip_max",
+                "both per-feature bounds, with clip None",
+                f"clip_min={self.clip_min}, clip_max={self.clip_max}, clip={self.clip}",
+            )
+        for attribute in ("clip_min", "clip_max"):
+            values = np.asarray(getattr(self, attribute), dtype=np.float32)
+            if values.shape != (size,) or np.isnan(values).any():
+                raise DataError(
+                    "normalization", attribute, f"{size} numbers or ±inf", values.tolist()
+                )
+            object.__setattr__(self, attribute, values)
+        if (self.clip_min > self.clip_max).any():
+            raise DataError(
+                "normalization",
+                "clip_min/clip_max",
+                "clip_min <= clip_max for every feature",
+                f"{self.clip_min.tolist()} / {self.clip_max.tolist()}",
+            )
 
     @classmethod
     def fit(
@@ -151,6 +189,10 @@ class Normalizer:
         out.sub_(center).mul_(inverse)
         if self.clip is not None:
             out.clamp_(-self.clip, self.clip)
+        elif self.clip_min is not None and self.clip_max is not None:
+            low = torch.as_tensor(self.clip_min, device=values.device)
+            high = torch.as_tensor(self.clip_max, device=values.device)
+            out.clamp_(low, high)
         if mask is not None:
             out.mul_(mask.bool().unsqueeze(-1))
         return out
@@ -165,17 +207,34 @@ class Normalizer:
         if missing:
             raise KeyError(f"features {missing} are not normalized here: have {self.names}")
         where = [self.names.index(name) for name in names]
-        return Normalizer(tuple(names), self.center[where], self.scale[where], self.clip)
+        bounds = {}
+        if self.clip_min is not None and self.clip_max is not None:
+            bounds = {"clip_min": self.clip_min[where], "clip_max": self.clip_max[where]}
+        return Normalizer(
+            tuple(names),
+            self.center[where],
+            self.scale[where],
+            self.clip,
+            method=self.method,
+            **bounds,
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict: ``names`` (the order), ``center``, ``scale``, ``clip``, ``method``."""
-        return {
+        """A JSON-ready dict: ``names`` (the order), ``center``, ``scale``, ``clip``, ``method``.
+
+        Per-feature bounds add ``clip_min`` and ``clip_max`` (None for an open side).
+        """
+        data: dict[str, Any] = {
             "names": list(self.names),
             "center": [float(v) for v in self.center],
             "scale": [float(v) for v in self.scale],
             "clip": self.clip,
-            "method": METHOD,
+            "method": self.method,
         }
+        if self.clip_min is not None and self.clip_max is not None:
+            data["clip_min"] = [float(v) if np.isfinite(v) else None for v in self.clip_min]
+            data["clip_max"] = [float(v) if np.isfinite(v) else None for v in self.clip_max]
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Normalizer:
@@ -190,9 +249,16 @@ class Normalizer:
                     "normalization", key, "keys names, center, scale, clip", sorted(data)
                 )
         clip = data.get("clip")
+        bounds = {}
+        for key, open_side in (("clip_min", -np.inf), ("clip_max", np.inf)):
+            if data.get(key) is not None:
+                values = [open_side if value is None else value for value in data[key]]
+                bounds[key] = np.asarray(values, dtype=np.float32)
         return cls(
             names=tuple(str(name) for name in data["names"]),
             center=np.asarray(data["center"], dtype=np.float32),
             scale=np.asarray(data["scale"], dtype=np.float32),
             clip=None if clip is None else float(clip),
+            method=str(data.get("method", METHOD)),
+            **bounds,
         )
