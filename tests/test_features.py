@@ -256,3 +256,31 @@ def test_padding_index_vectorized_layout() -> None:
     np.testing.assert_array_equal(layout.gather(np.arange(5.0)), [[1, 2], [0, 0], [3, 4]])
     with pytest.raises(ValueError, match="max_particles"):
         padding_index(np.array([1]), np.array([1.0]), -1)
+
+
+def test_features_whose_fields_the_data_lacks_are_never_silent() -> None:
+    """Top Landscape-like jets (4-vectors only): the full set is refused, kin fits."""
+    import dataclasses
+    import warnings
+
+    from foundation.data.features import MissingFieldsWarning, check_feature_fields
+    from foundation.errors import DataError
+
+    records = random_records(6, mean_particles=4, seed=5)
+    vectors = ("part_px", "part_py", "part_pz", "part_energy")
+    four_vectors = dataclasses.replace(
+        records, particles={name: records.particles[name] for name in vectors}
+    )
+    with pytest.raises(DataError, match=r"part_d0val.*'kin' feature set.*jetclass-kin"):
+        check_feature_fields(PARTICLE_FEATURES_FULL, vectors, "top.h5")
+    with pytest.raises(DataError, match="part_isMuon"):
+        particle_features(four_vectors, "kinpid", on_missing="error")
+    with pytest.warns(MissingFieldsWarning, match="part_d0"):
+        values = particle_features(four_vectors, "full")
+    assert not values[:, PARTICLE_FEATURES_FULL.index("part_d0")].any()
+    with pytest.warns(MissingFieldsWarning):
+        check_feature_fields(FEATURE_SETS["full"], vectors, allow_missing=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        particle_features(four_vectors, "kin", on_missing="error")
+        assert check_feature_fields(FEATURE_SETS["full"], records.particles) == {}

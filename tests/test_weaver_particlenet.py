@@ -404,3 +404,86 @@ def test_data_configs_the_project_cannot_reproduce_are_refused(
     path.write_text(yaml.safe_dump(data))
     with pytest.raises(DataError, match=field):
         read_weaver_data_config(path)
+
+
+# ------------------------------------------------------------------------- shipped checkpoints
+REPO = Path(__file__).resolve().parents[1]
+SHIPPED = ("particlenet.jetclass-kin", "particlenet.jetclass-kinpid", "particlenet.jetclass-full")
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_checkpoints_are_their_source_converted(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from foundation.hub import load_pretrained
+    from foundation.hub.hashing import sha256_file
+    from foundation.training.normalization import normalizers_from_record
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    folder = REPO / "checkpoints" / name
+    model = load_pretrained(name, search_paths=[REPO / "checkpoints"])
+    assert (folder / "LICENSE").read_text().startswith("MIT License")
+    provenance = model.source["config"]["provenance"]
+    assert provenance["repository"] == "jet-universe/particle_transformer"
+    assert model.backbone.config["missing_neighbours"] == "zero_features"
+    particles, _ = normalizers_from_record(model.feature_schema.normalization)
+    assert particles.names == model.feature_schema.particle_features  # fine-tuning reuses it
+    source = WEIGHTS / provenance["file"]
+    if not source.is_file():
+        pytest.skip(f"{source} is not present (the JetClass ParticleNet weights)")
+    assert sha256_file(source) == provenance["sha256"]
+    feature_set = name.rsplit("-", 1)[1]
+    config = read_weaver_data_config(WEIGHTS / f"JetClass_{feature_set}.yaml")
+    converted = convert_weaver_particlenet(read_state_dict(source), config)
+    shipped = model.state_dict()
+    assert shipped.keys() == converted.state_dict().keys()
+    assert all(torch.equal(shipped[key], value) for key, value in converted.state_dict().items())
+
+
+def test_hub_convert_command_writes_a_loadable_checkpoint(tmp_path: Path) -> None:
+    from foundation.cli import main
+    from foundation.hub import load_pretrained
+
+    config_path = _weaver_yaml(tmp_path)
+    config = read_weaver_data_config(config_path)
+    reference = weaver_particlenet.ParticleNet(
+        input_dims=len(config.features),
+        num_classes=len(config.labels),
+        conv_params=SMALL_CONVS,
+        fc_params=[(32, 0.1)],
+        use_fusion=True,
+        use_counts=False,
+        trim=False,
+    )
+    _randomise(reference, seed=3)
+    reference.eval()
+    state_path = tmp_path / "net.pt"
+    torch.save({f"mod.{k}": v for k, v in reference.state_dict().items()}, state_path)
+    license_path = tmp_path / "LICENSE"
+    license_path.write_text("MIT License\n")
+    options = '{"conv_params": [[4, [8, 8]], [5, [12, 16]], [3, [24]]], "fc_params": [[32, 0.1]], '
+    options += '"use_fusion": true, "use_counts": false}'
+    out = tmp_path / "converted"
+    arguments = ["hub", "convert", "weaver", "particlenet", str(state_path)]
+    arguments += ["--data-config", str(config_path), "--out", str(out), "--options", options]
+    assert main([*arguments, "--license", str(license_path)]) == 0
+    model = load_pretrained(out)
+    assert (out / "LICENSE").read_text() == "MIT License\n"
+    assert model.backbone.config["pool_slots"] == SLOTS and model.backbone.config["fusion"]
+    _, jets, found = _compare(reference, config, seed=4, **_options(options))
+    with torch.no_grad():
+        assert torch.equal(model(jets)["jetclass"]["logits"], found)
+    assert main(arguments) == 1  # the folder exists: refused without --overwrite
+
+
+def test_unknown_architectures_are_refused_by_name() -> None:
+    from foundation.convert import get_converter
+
+    with pytest.raises(KeyError, match="particlenet"):
+        get_converter("dgcnn")
+
+
+def _options(text: str) -> dict:
+    import json
+
+    return json.loads(text)

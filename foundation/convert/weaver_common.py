@@ -20,7 +20,7 @@ import torch
 
 from foundation.convert.weaver_config import WeaverDataConfig
 from foundation.hub.checkpoint import save_pretrained
-from foundation.hub.hashing import sha256_file, write_sums
+from foundation.hub.hashing import sha256_file
 from foundation.hub.schema import FeatureSchema
 from foundation.model import Model
 
@@ -173,7 +173,6 @@ def write_converted(
     )
     if source.license_file is not None:
         shutil.copyfile(source.license_file, folder / LICENSE_FILE)
-        write_sums(folder)
     return folder
 
 

@@ -6,17 +6,21 @@ Particle features follow ParT's ``JetClass_full.yaml`` (weaver): ``part_pt_log =
 ``part_d0 = tanh(d0val)``, ``part_d0err``, ``part_dz = tanh(dzval)``, ``part_dzerr``,
 ``part_deta = η - η_jet`` and ``part_dphi = φ - φ_jet`` (wrapped to [-π, π)). Δη and Δφ come
 from the ``part_deta`` / ``part_dphi`` branches when the file has them, else from the 4-vectors
-and the jet axis. A field the file lacks (e.g. impact parameters in Top Landscape) gives 0.
-Logarithms of a zero pT or E are floored at ln(1e-8) rather than -inf.
+and the jet axis. A field the file lacks (e.g. impact parameters in Top Landscape) gives 0, never
+silently: :func:`particle_features` warns (or, with ``on_missing="error"``, refuses) naming the
+features and the feature sets the file does fit, and :func:`check_feature_fields` is the check for
+code that meets a checkpoint (evaluation, fine-tuning). Logarithms of a zero pT or E are floored
+at ln(1e-8) rather than -inf.
 
 Everything is vectorized over the flat particle arrays; there is no loop over jets.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -29,6 +33,7 @@ from foundation.data.schema import (
     TRUTH_JET_BRANCHES,
     TRUTH_PARTICLE_BRANCHES,
 )
+from foundation.errors import DataError
 
 _FLOOR = 1e-8
 _STORED = (
@@ -41,6 +46,91 @@ _STORED = (
     "part_d0err",
     "part_dzerr",
 )
+SOURCE_FIELDS: dict[str, str] = {
+    "part_d0": "part_d0val",
+    "part_dz": "part_dzval",
+    **{name: name for name in _STORED},
+}
+"""Particle features read from (or computed from one) file field; the others need only the
+4-vectors (and the jet axis)."""
+
+
+class MissingFieldsWarning(UserWarning):
+    """Features computed as 0 because the data lacks the fields they come from."""
+
+
+def missing_source_fields(names: Iterable[str], fields: Iterable[str]) -> dict[str, str]:
+    """``{feature: field}`` of the features whose file field is not among ``fields``."""
+    present = set(fields)
+    return {
+        name: SOURCE_FIELDS[name]
+        for name in names
+        if name in SOURCE_FIELDS and SOURCE_FIELDS[name] not in present
+    }
+
+
+def fitting_feature_sets(fields: Iterable[str]) -> list[str]:
+    """The feature sets (``kin``, ``kinpid``, ``full``) that data with ``fields`` provides."""
+    fields = set(fields)
+    return [
+        name for name, names in FEATURE_SETS.items() if not missing_source_fields(names, fields)
+    ]
+
+
+def check_feature_fields(
+    names: Sequence[str],
+    fields: Iterable[str],
+    source: str = "data",
+    *,
+    allow_missing: bool = False,
+) -> dict[str, str]:
+    """Refuse data that lacks the fields some features are computed from (they would be 0).
+
+    Args:
+        names: the features a backbone was trained on (or is about to be fed).
+        fields: the particle fields the data has (e.g. ``CacheInfo.particle_fields``).
+        source: the data, for the message.
+        allow_missing: accept it with a :class:`MissingFieldsWarning` instead (the features are
+            then 0 for every particle).
+
+    Returns:
+        ``{feature: missing field}`` (empty when everything is there).
+
+    Raises:
+        DataError: fields are missing and ``allow_missing`` is False; the message names the
+            features, their fields, and the feature sets (backbones) that fit the data.
+    """
+    fields = set(fields)
+    missing = missing_source_fields(names, fields)
+    if not missing:
+        return missing
+    fitting = fitting_feature_sets(fields)
+    suggestion = (
+        f"use a backbone trained on the {' or '.join(repr(n) for n in fitting)} feature set "
+        f"(e.g. particlenet.jetclass-{fitting[-1]}; `foundation hub list` shows each "
+        "checkpoint's feature count)"
+        if fitting
+        else "use data with these fields"
+    )
+    message = (
+        f"the features {sorted(missing)} need the fields {sorted(set(missing.values()))}, absent "
+        f"from {source} (it has {sorted(fields)})"
+    )
+    if allow_missing:
+        warnings.warn(
+            f"{message}: these features are 0 for every particle", MissingFieldsWarning, 2
+        )
+        return missing
+    raise DataError(
+        source,
+        "particle fields",
+        f"the fields {sorted(set(missing.values()))} that the features {sorted(missing)} are "
+        "computed from",
+        f"only {sorted(fields)}",
+        hint=f"{suggestion}, or allow missing features explicitly (they become 0)",
+    )
+
+
 TRUTH_PAD = -1
 """Value of particle-level truth targets (``part_origin``, ``part_vertex``) on padding."""
 
@@ -77,22 +167,33 @@ def _jet_axis(records: JetRecords) -> dict[str, np.ndarray]:
 
 
 def particle_features(
-    records: JetRecords, names: str | Sequence[str] = PARTICLE_FEATURES_FULL
+    records: JetRecords,
+    names: str | Sequence[str] = PARTICLE_FEATURES_FULL,
+    *,
+    on_missing: Literal["warn", "error"] = "warn",
 ) -> np.ndarray:
     """Compute particle features for every particle, in the flat (unsorted) order of ``records``.
 
     Args:
         records: the jets.
         names: a feature set name or feature names (see :func:`resolve_feature_names`).
+        on_missing: a feature whose file field the records lack is 0 with a
+            :class:`MissingFieldsWarning` (``"warn"``), or an error (``"error"``).
 
     Returns:
         float32 array, one column per name.
+
+    Raises:
+        DataError: ``on_missing="error"`` and fields are missing (see
+            :func:`check_feature_fields`).
 
     Shapes:
         - output: ``[n_particles, F]``
     """
     names = resolve_feature_names(names)
     parts = records.particles
+    source = ", ".join(records.sources) or "the records"
+    check_feature_fields(names, parts.keys(), source, allow_missing=on_missing == "warn")
     px, py, pz, energy = (parts[n] for n in ("part_px", "part_py", "part_pz", "part_energy"))
     index = records.jet_index()
     axis = _jet_axis(records)
