@@ -1,10 +1,11 @@
 """Optional dependencies: which extra of ``foundation-jets`` brings which module.
 
 The core install loads checkpoints, runs inference, reads the public datasets and exports to
-ONNX. Simulation (Pythia 8, FastJet) and training (Lightning, TensorBoard, scikit-learn,
-matplotlib) come with extras. An import site of an optional module wraps it in
-:func:`requires_extra`, so that a missing package is an :class:`MissingExtraError` naming the
-extra to install instead of a bare ``ModuleNotFoundError``::
+ONNX. Simulation (Pythia 8, FastJet), training (Lightning, TensorBoard, scikit-learn,
+matplotlib) and the PyTorch Geometric backbones come with extras. An import site of an optional
+module wraps it in :func:`requires_extra`, so that a missing package is a
+:class:`MissingExtraError` naming the extra to install instead of a bare
+``ModuleNotFoundError``::
 
     with requires_extra("sim"):
         import fastjet
@@ -23,6 +24,7 @@ EXTRAS: dict[str, tuple[str, str]] = {
         "training, evaluation, studies and baselines",
         "lightning, tensorboard, scikit-learn, matplotlib",
     ),
+    "pyg": ("PyTorch Geometric backbones and packed graphs", "torch-geometric"),
 }
 """``{extra: (what it enables, the packages it installs)}``; mirrors ``pyproject.toml``."""
 

@@ -24,7 +24,10 @@ except ModuleNotFoundError:  # Python 3.10
 
 ROOT = Path(__file__).resolve().parents[1]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
-OPTIONAL = {"pythia8mc", "fastjet", "lightning", "tensorboard", "scikit-learn", "matplotlib"}
+OPTIONAL = {
+    "pythia8mc", "fastjet", "lightning", "tensorboard", "scikit-learn", "matplotlib",
+    "torch-geometric",
+}  # fmt: skip
 
 # Modules of the extras, blocked in a subprocess as if they were not installed.
 BLOCKER = textwrap.dedent(
@@ -32,7 +35,7 @@ BLOCKER = textwrap.dedent(
     import sys
 
     BLOCKED = {"pythia8mc", "fastjet", "lightning", "pytorch_lightning", "tensorboard",
-               "sklearn", "matplotlib"}
+               "sklearn", "matplotlib", "torch_geometric"}
 
     class Blocker:
         def find_spec(self, name, path=None, target=None):
@@ -81,7 +84,7 @@ def test_core_dependencies_leave_simulation_and_training_to_extras():
         declared = {_name(r) for r in extras[extra]}
         named = {p.strip() for p in packages.split(",")}
         assert named <= declared, f"[{extra}]: the error message names {named - declared}"
-    assert "foundation-jets[sim,train]" in extras["all"]
+    assert "foundation-jets[sim,train,pyg]" in extras["all"]
     assert "foundation-jets[all]" in extras["test"]
     exact = [r for group in extras.values() for r in group if "==" in r]
     assert exact == [], f"exact pins: {exact}"
@@ -121,7 +124,8 @@ def test_core_install_without_extras(tmp_path: Path):
         for module, extra in (("foundation.simulation.jets", "[sim]"),
                               ("foundation.simulation.generator", None),
                               ("foundation.training.run", "[train]"),
-                              ("foundation.evaluation", "[train]")):
+                              ("foundation.evaluation", "[train]"),
+                              ("foundation.data.graph", "[pyg]")):
             try:
                 __import__(module)
             except ImportError as error:

@@ -35,10 +35,13 @@ Levels follow :meth:`JetBatch.trimmed`: a target whose second axis is ``N`` is p
 from __future__ import annotations
 
 import torch
-from torch_geometric.data import Batch
 
 from foundation.data.batch import JetBatch
+from foundation.extras import requires_extra
 from foundation.models.layers.geometry import jet_relative_eta_phi
+
+with requires_extra("pyg"):
+    from torch_geometric.data import Batch
 
 JET_TARGET = "y_"
 PARTICLE_TARGET = "node_y_"

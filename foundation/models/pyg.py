@@ -43,6 +43,7 @@ import torch
 from torch import nn
 
 from foundation.data.batch import JetBatch
+from foundation.extras import requires_extra
 from foundation.models.base import Backbone, Features
 from foundation.models.builder import jsonable
 from foundation.models.checks import check_batch
@@ -111,7 +112,8 @@ class PyGBackbone(Backbone):
                 "node and edge counts depend on the data, which ONNX export would freeze; "
                 "export a dense backbone (e.g. particlenet) instead"
             )
-        from torch_geometric.nn import global_mean_pool
+        with requires_extra("pyg"):
+            from torch_geometric.nn import global_mean_pool
 
         from foundation.data.graph import to_graph, unpack_nodes
 
@@ -209,7 +211,8 @@ class DynamicEdgeConvNet(nn.Module):
 
     def __init__(self, in_features: int, edge_convs: Sequence[tuple[int, Sequence[int]]]) -> None:
         super().__init__()
-        from torch_geometric.nn import EdgeConv
+        with requires_extra("pyg"):
+            from torch_geometric.nn import EdgeConv
 
         if not edge_convs:
             raise ValueError("DynamicEdgeConvNet needs at least one layer, found edge_convs=[]")

@@ -24,11 +24,14 @@ from typing import TYPE_CHECKING
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch_geometric.nn import MessagePassing
-from torch_geometric.utils import to_dense_batch
 
+from foundation.extras import requires_extra
 from foundation.models.layers.knn import knn_graph_dense
 from foundation.models.layers.norm import MaskedBatchNorm
+
+with requires_extra("pyg"):
+    from torch_geometric.nn import MessagePassing
+    from torch_geometric.utils import to_dense_batch
 
 if TYPE_CHECKING:
     from foundation.models.particlenet import EdgeConvBlock
