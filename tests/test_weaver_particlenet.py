@@ -487,3 +487,22 @@ def _options(text: str) -> dict:
     import json
 
     return json.loads(text)
+
+
+def test_converted_particlenet_exports_to_onnx_with_parity(tmp_path: Path) -> None:
+    """The weaver-exact kNN (topk(k + 1) minus the nearest, zero-feature padding neighbours)
+    exports for any N: the exporter's parity cases include N = 0, 1, 2 and 128."""
+    pytest.importorskip("onnxruntime", reason="onnxruntime is not installed")
+    from foundation.export.exporter import export_onnx
+
+    config = _data_config("kin", JETCLASS_LABELS[:3])
+    reference = weaver_particlenet.ParticleNet(
+        input_dims=7, num_classes=3, conv_params=SMALL_CONVS, fc_params=[(16, 0.1)], trim=False
+    )
+    _randomise(reference, seed=5)
+    state = {f"mod.{k}": v for k, v in reference.state_dict().items()}
+    model = convert_weaver_particlenet(
+        state, config, conv_params=SMALL_CONVS, fc_params=[(16, 0.1)], use_fusion=True
+    )
+    report = export_onnx(model, tmp_path / "pn.onnx")
+    assert report.parity is not None and "N=0 B=1" in report.parity.cases

@@ -92,17 +92,17 @@ def knn_graph_slots(
     dist = ((sq.unsqueeze(2) + (-2 * inner)) + sq.unsqueeze(1)).clamp(min=0)
     dist = dist.masked_fill(~mask.unsqueeze(1), float("inf"))
     if is_exporting():
-        values, index = F.pad(dist, (0, k + 1), value=float("inf")).topk(
-            k + 1, dim=-1, largest=False
-        )
+        # ONNX TopK needs k + 1 <= N: k + 1 never-chosen columns make any N (0 too) run
+        dist = F.pad(dist, (0, k + 1), value=float("inf"))
+        take = k + 1
     else:
         take = min(k + 1, count)
-        values, index = dist.topk(take, dim=-1, largest=False, sorted=True)
+    values, index = dist.topk(take, dim=-1, largest=False, sorted=True)
     values, index = values[..., 1:], index[..., 1:]
     valid = torch.isfinite(values) & mask.unsqueeze(-1)
     index = torch.where(valid, index, torch.zeros_like(index))
-    missing = k - index.shape[-1]
-    if missing > 0:
+    if take < k + 1:  # eager only: fewer than k + 1 slots
+        missing = k + 1 - take
         index = torch.cat([index, index.new_zeros(batch, count, missing)], dim=-1)
         valid = torch.cat([valid, valid.new_zeros(batch, count, missing)], dim=-1)
     return index, valid
