@@ -13,8 +13,11 @@ from typing import Any, TypeVar
 import yaml
 
 from foundation.errors import DataError
+from foundation.simulation.delphes_card import DelphesCard, OutputConventions, parse_delphes_card
 
 DEFAULT_CARD = "default"
+MODELS = ("parametric", "delphes")
+"""Detector models a card may name with ``model:`` (absent = ``parametric``, the default card's)."""
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,16 @@ class DetectorCard:
     identification: IdentificationCard
     pileup: PileupCard
 
+    @property
+    def model(self) -> str:
+        """The detector model of this card (a property: the card's digest is unchanged by it)."""
+        return "parametric"
+
+    @property
+    def output(self) -> OutputConventions:
+        """How jets are written: ``eta - jet_eta``, two leading jets an event, every constituent."""
+        return OutputConventions()
+
     def to_dict(self) -> dict[str, Any]:
         """The card as a plain dictionary (what is written in file metadata)."""
         return asdict(self)
@@ -121,10 +134,20 @@ def _section(source: str, name: str, values: Any, cls: type[_SectionT]) -> _Sect
     return cls(**parsed)
 
 
-def parse_card(data: Any, source: str = "<card>") -> DetectorCard:
-    """Validate a card given as a dictionary (as read from YAML)."""
+AnyCard = DetectorCard | DelphesCard
+"""A validated card of either detector model."""
+
+
+def parse_card(data: Any, source: str = "<card>") -> AnyCard:
+    """Validate a card given as a dictionary (as read from YAML); ``model:`` picks the schema."""
     if not isinstance(data, dict):
         raise DataError(source, "<top level>", "a mapping", type(data).__name__)
+    model = data.get("model", "parametric")
+    if model not in MODELS:
+        raise DataError(source, "model", f"one of {', '.join(MODELS)}", repr(model))
+    if model == "delphes":
+        return parse_delphes_card(data, source)
+    data = {key: value for key, value in data.items() if key != "model"}
     sections = {
         "tracker": TrackerCard,
         "ecal": CalorimeterCard,
@@ -147,8 +170,8 @@ def parse_card(data: Any, source: str = "<card>") -> DetectorCard:
     return DetectorCard(name=str(data.get("name", "unnamed")), **parsed)
 
 
-def load_card(card: str | Path = DEFAULT_CARD) -> DetectorCard:
-    """Load a detector card: a name shipped with the package (``"default"``) or a YAML path."""
+def load_card(card: str | Path = DEFAULT_CARD) -> AnyCard:
+    """Load a detector card: a shipped name (``"default"``, ``"jetclass"``) or a YAML path."""
     path = Path(card)
     if path.suffix in (".yaml", ".yml") or path.exists():
         if not path.is_file():

@@ -12,11 +12,12 @@ does. Muons leave no calorimeter deposit; neutrinos are invisible.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from foundation.simulation.card import CalorimeterCard, DetectorCard
+from foundation.simulation.card import AnyCard, CalorimeterCard
+from foundation.simulation.delphes_card import DelphesCard, OutputConventions
 
 PION_MASS = 0.13957
 ELECTRON_MASS = 0.000511
@@ -57,7 +58,8 @@ class Candidates:
 
     Shapes:
         every array ``[C]``. ``kind``: 0 charged hadron, 1 electron, 2 muon, 3 photon, 4 neutral
-        hadron. Impact parameters (mm) and their errors are 0 for neutral candidates. ``vertex_x``
+        hadron, 5 another charged particle (a track with no identity flag). Impact parameters
+        (mm) and their errors are 0 for neutral candidates. ``vertex_x``
         (y, z) is the true production vertex of a track's particle (NaN for neutral candidates);
         ``origin`` and ``source`` come from the particle (for a cell, from its most energetic one).
     """
@@ -77,12 +79,25 @@ class Candidates:
     vertex_x: np.ndarray
     vertex_y: np.ndarray
     vertex_z: np.ndarray
+    conventions: OutputConventions = field(default_factory=OutputConventions)
+    """How jets of these candidates are written (from the card; not a per-candidate array)."""
 
     def __len__(self) -> int:
         return len(self.px)
 
+    @classmethod
+    def concatenate(
+        cls, parts: list[Candidates], conventions: OutputConventions | None = None
+    ) -> Candidates:
+        """The candidates of ``parts`` one after the other, with the given conventions."""
+        arrays = {name: np.concatenate([getattr(part, name) for part in parts]) for name in ARRAYS}
+        return cls(**arrays, conventions=conventions or OutputConventions())
 
-CHARGED_HADRON, ELECTRON, MUON, PHOTON, NEUTRAL_HADRON = range(5)
+
+ARRAYS = tuple(name for name in Candidates.__dataclass_fields__ if name != "conventions")
+"""The per-candidate array fields of :class:`Candidates`."""
+
+CHARGED_HADRON, ELECTRON, MUON, PHOTON, NEUTRAL_HADRON, OTHER_CHARGED = range(6)
 
 
 def _pseudorapidity(px: np.ndarray, py: np.ndarray, pz: np.ndarray) -> np.ndarray:
@@ -97,16 +112,30 @@ def _resolution(value: np.ndarray, stochastic: float, constant: float, noise: fl
 
 
 class Detector:
-    """Applies a :class:`DetectorCard` to generator particles with a seeded random generator."""
+    """Applies a detector card to generator particles with a seeded random generator.
 
-    def __init__(self, card: DetectorCard, rng: np.random.Generator) -> None:
+    A ``parametric`` card (:class:`DetectorCard`, the default card) is applied here; a
+    ``delphes`` card (:class:`DelphesCard`) by :class:`~foundation.simulation.delphes_detector.
+    DelphesDetector`, to which this class hands every event.
+    """
+
+    def __init__(self, card: AnyCard, rng: np.random.Generator) -> None:
         self.card = card
         self.rng = rng
-        # |eta| beyond which no particle is seen: callers may drop such particles early.
-        self.acceptance = max(card.tracker.eta_max, card.ecal.eta_max, card.hcal.eta_max)
+        self._delegate = None
+        if isinstance(card, DelphesCard):
+            from foundation.simulation.delphes_detector import DelphesDetector
+
+            self._delegate = DelphesDetector(card, rng)
+            self.acceptance = self._delegate.acceptance
+        else:
+            # |eta| beyond which no particle is seen: callers may drop such particles early.
+            self.acceptance = max(card.tracker.eta_max, card.ecal.eta_max, card.hcal.eta_max)
 
     def reconstruct(self, particles: GenParticles) -> Candidates:
         """Turn one event's stable visible particles into candidates (tracks, then cells)."""
+        if self._delegate is not None:
+            return self._delegate.reconstruct(particles)
         tracker = self.card.tracker
         pt = np.hypot(particles.px, particles.py)
         eta = _pseudorapidity(particles.px, particles.py, particles.pz)
@@ -125,12 +154,7 @@ class Detector:
         hadrons = self._cells(
             calo_particles.select(~electromagnetic), self.card.hcal, NEUTRAL_HADRON
         )
-        return Candidates(
-            **{
-                name: np.concatenate([getattr(part, name) for part in (tracks, photons, hadrons)])
-                for name in Candidates.__dataclass_fields__
-            }
-        )
+        return Candidates.concatenate([tracks, photons, hadrons])
 
     def _tracks(self, particles: GenParticles) -> Candidates:
         tracker = self.card.tracker

@@ -11,6 +11,7 @@ import numpy as np
 
 from foundation.data.schema import NO_VERTEX, PRIMARY_VERTEX
 from foundation.extras import requires_extra
+from foundation.simulation.delphes_card import OutputConventions
 from foundation.simulation.detector import (
     CHARGED_HADRON,
     ELECTRON,
@@ -145,7 +146,7 @@ def _vertex_indices(candidates: Candidates, order: np.ndarray) -> np.ndarray:
     """Production-vertex index of each candidate of a jet (0 primary, 1.. displaced, -1 neutral)."""
     count = len(order)
     vertex = np.full(count, NO_VERTEX, dtype=np.int32)
-    tracked = candidates.kind[order] <= MUON
+    tracked = candidates.charge[order] != 0
     if not tracked.any():
         return vertex
     source = candidates.source[order][tracked]
@@ -172,10 +173,46 @@ def _vertex_indices(candidates: Candidates, order: np.ndarray) -> np.ndarray:
     return vertex
 
 
+def kept_constituents(
+    px: np.ndarray, py: np.ndarray, pz: np.ndarray, conventions: OutputConventions
+) -> np.ndarray:
+    """Which constituents the ntupliser keeps: not ``|pz| >`` max, ``|eta| >`` max or ``pT <=`` min.
+
+    Shapes:
+        - px, py, pz, output: ``[C]``.
+    """
+    pt = np.hypot(px, py)
+    eta = np.arcsinh(pz / np.maximum(pt, 1e-12))
+    return ~(
+        (np.abs(pz) > conventions.constituent_max_abs_pz)
+        | (np.abs(eta) > conventions.constituent_max_abs_eta)
+        | (pt <= conventions.constituent_min_pt)
+    )
+
+
+def relative_eta(eta: np.ndarray, jet_eta: float, sign_flip: bool) -> np.ndarray:
+    """``eta - jet_eta``, times ``sign(jet_eta)`` (with sign(0) = -1) when ``sign_flip``.
+
+    Shapes:
+        - eta, output: ``[C]``.
+    """
+    sign = (1.0 if jet_eta > 0 else -1.0) if sign_flip else 1.0
+    return sign * (eta - jet_eta)
+
+
 def _particle_branches(
     candidates: Candidates, members: np.ndarray, jet_eta: float, jet_phi: float
 ) -> dict[str, np.ndarray]:
-    """JetClass per-particle branches (plus truth) of one jet, sorted by decreasing pT."""
+    """JetClass per-particle branches (plus truth) of one jet, sorted by decreasing pT.
+
+    Constituents the card's output conventions drop are left out.
+    """
+    conventions = candidates.conventions
+    members = members[
+        kept_constituents(
+            candidates.px[members], candidates.py[members], candidates.pz[members], conventions
+        )
+    ]
     pt = np.hypot(candidates.px[members], candidates.py[members])
     order = members[np.argsort(-pt, kind="stable")]
     px, py, pz = candidates.px[order], candidates.py[order], candidates.pz[order]
@@ -187,7 +224,7 @@ def _particle_branches(
         "py": py.astype(as_float),
         "pz": pz.astype(as_float),
         "energy": candidates.energy[order].astype(as_float),
-        "deta": (eta - jet_eta).astype(as_float),
+        "deta": relative_eta(eta, jet_eta, conventions.deta_sign_flip).astype(as_float),
         "dphi": _delta_phi(np.arctan2(py, px), jet_phi).astype(as_float),
         "d0val": candidates.d0[order].astype(as_float),
         "d0err": candidates.d0_error[order].astype(as_float),
@@ -226,6 +263,12 @@ def _parton_flavour(truth: EventTruth, eta: float, phi: float, radius: float) ->
     return int(truth.partons[closest, 2]) if distance[closest] < radius else 0
 
 
+def _jets_per_event(candidates: Candidates, available: int) -> int:
+    """How many leading jets of an event are considered (the card's conventions; 0 = all)."""
+    limit = candidates.conventions.max_jets_per_event
+    return available if limit == 0 else limit
+
+
 def select_jets(
     process: Process,
     pt_range: tuple[float, float],
@@ -235,8 +278,9 @@ def select_jets(
 ) -> None:
     """Cluster, select, match and label jets of ``events``; append them to ``table``.
 
-    Jets are taken in event order (at most :data:`MAX_JETS_PER_EVENT` leading jets per event)
-    until ``table`` holds ``max_jets`` jets.
+    Jets are taken in event order (at most ``max_jets_per_event`` leading jets per event, from
+    the candidates' output conventions: :data:`MAX_JETS_PER_EVENT` for the default card) until
+    ``table`` holds ``max_jets`` jets.
     """
     radius = process.jet_radius
     low, high = pt_range
@@ -248,9 +292,9 @@ def select_jets(
     jet_eta = np.arcsinh(jets.momenta[:, 2] / np.maximum(jet_pt, 1e-12))
     jet_phi = np.arctan2(jets.momenta[:, 1], jets.momenta[:, 0])
     truth_vectors = []
-    for position, (_, truth) in enumerate(events):
+    for position, (candidates, truth) in enumerate(events):
         first, last = jets.jet_offsets[position : position + 2]
-        axes = slice(first, min(last, first + MAX_JETS_PER_EVENT))
+        axes = slice(first, min(last, first + _jets_per_event(candidates, last - first)))
         in_window = (jet_pt[axes] >= low) & (jet_pt[axes] < high)
         particles = truth.particles
         if not in_window.any():
@@ -270,7 +314,7 @@ def select_jets(
         first_truth, last_truth = truth_jets.jet_offsets[position : position + 2]
         event_truth_jets = truth_kinematics[first_truth:last_truth]
         first, last = jets.jet_offsets[position : position + 2]
-        for jet_index in range(first, min(last, first + MAX_JETS_PER_EVENT)):
+        for jet_index in range(first, min(last, first + _jets_per_event(candidates, last - first))):
             if max_jets is not None and len(table) >= max_jets:
                 return
             momentum = jets.momenta[jet_index]
@@ -299,13 +343,14 @@ def select_jets(
                 jets.member_offsets[jet_index] : jets.member_offsets[jet_index + 1]
             ]
             particles = _particle_branches(candidates, members, eta, phi)
+            n_particles = len(particles["px"])
             record = {
                 "jet_pt": pt,
                 "jet_eta": eta,
                 "jet_phi": phi,
                 "jet_energy": float(momentum[3]),
                 "jet_mass": mass,
-                "jet_nparticles": float(len(members)),
+                "jet_nparticles": float(n_particles),
                 "jet_truth_pt": truth_pt,
                 "jet_truth_eta": truth_eta,
                 "jet_truth_phi": truth_phi,
