@@ -251,3 +251,20 @@ def test_ctrl_c_stops_training_in_one_line_and_resumes(tmp_path: Path, cache: Pa
     step = torch.load(folder / "checkpoints/last.ckpt", weights_only=True)["global_step"]
     recipe = load_recipe(path, [f"trainer.max_steps={step + 1}"])
     assert train(recipe, resume=True).metrics["test"]  # the lock went with the process
+
+
+def test_a_run_stopped_by_max_steps_trains_longer_exactly(tmp_path: Path, cache: Path) -> None:
+    def last(folder: Path) -> dict[str, torch.Tensor]:
+        from safetensors.torch import load_file
+
+        return load_file(str(folder / "last/model.safetensors"))
+
+    constant = {"schedule": "constant"}  # the schedule of a longer run is the same
+    data = recipe_data(cache, tmp_path / "short", max_steps=2)
+    short = recipe_from_dict({**data, "optimizer": constant})
+    train(short)  # stops mid-epoch: Lightning marks the epoch finished
+    train(short.with_overrides(["trainer.max_steps=4"]), resume=True)
+    data = recipe_data(cache, tmp_path / "long", max_steps=4)
+    long = train(recipe_from_dict({**data, "optimizer": constant}))
+    a, b = last(tmp_path / "short"), last(long.folder)
+    assert max(float((a[k] - b[k]).abs().max()) for k in a) == 0.0

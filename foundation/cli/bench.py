@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import platform
+import sys
 import tempfile
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import torch
 
 from foundation import __version__
 from foundation.export.bench import format_table, run_benchmarks
+from foundation.export.errors import ExportError
 from foundation.export.exporter import export_onnx
 from foundation.export.files import atomic_file
 from foundation.export.metadata import read_metadata
@@ -72,6 +74,14 @@ def _load(args: argparse.Namespace, onnx_path: Path) -> Model:
 
 def run_bench(args: argparse.Namespace) -> int:
     """Export if needed, time every backend, print the table, write JSON on request."""
+    try:
+        return _bench(args)
+    except ExportError as error:  # export and quantization failures: one line
+        print(f"foundation bench: error: {error}", file=sys.stderr)
+        return 1
+
+
+def _bench(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="foundation-bench-") as scratch:
         path = Path(args.model)
         if path.suffix == ".onnx":

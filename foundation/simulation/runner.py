@@ -223,7 +223,7 @@ def simulate_shard(spec: ShardSpec, progress: Callable[[int], None] | None = Non
     pythia_seconds = 0.0
     while len(table) < spec.n_jets:
         if n_events > MAX_EVENTS_PER_JET * spec.n_jets:
-            raise RuntimeError(
+            raise ValueError(
                 f"{spec.path}: {n_events} events gave only {len(table)} of {spec.n_jets} jets "
                 f"for process {spec.process} in pT range {spec.pt_range}: check the selection"
             )

@@ -119,6 +119,27 @@ class LossHistory(L.Callback):
         }
 
 
+class CheckpointAtMaxSteps(L.Callback):
+    """Write ``last.ckpt`` after the step that reaches ``trainer.max_steps``.
+
+    Lightning ends the epoch when ``max_steps`` stops a run mid-epoch, so a checkpoint written
+    after ``fit`` would make a resumed run (trained longer with a larger ``max_steps``) skip the
+    rest of that epoch; this one, written inside the step, resumes exactly where it stopped.
+
+    Args:
+        path: the run's ``checkpoints/last.ckpt``.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, idx: int
+    ) -> None:
+        if 0 < trainer.max_steps <= trainer.global_step:
+            trainer.save_checkpoint(self.path)
+
+
 class StopAfterSteps(L.Callback):
     """Raise ``exception`` before training step ``step`` (for tests of crash and resume)."""
 

@@ -72,6 +72,8 @@ class TrainingModule(L.LightningModule):
         self.total_steps: int | None = None
         self._sums: dict[str, tuple[Any, int]] = {}
         self._sums_epoch: int | None = None
+        self._means: dict[str, float] = {}
+        self._means_stamp: tuple[int, int] | None = None
 
     def forward(self, batch: JetBatch) -> dict[str, dict[str, torch.Tensor]]:
         return self.model(batch)
@@ -135,16 +137,38 @@ class TrainingModule(L.LightningModule):
     def epoch_mean(self, key: str) -> float | None:
         """The mean of training value ``key`` over the current epoch so far (batch-size
         weighted, resumed batches included); None when it was not logged this epoch."""
-        if self._sums_epoch != self.current_epoch or key not in self._sums:
-            return None
-        total, weight = self._sums[key]
-        return float(total) / weight if weight else None
+        return self.epoch_means().get(key)
+
+    def epoch_means(self) -> dict[str, float]:
+        """Means of the training values over the current epoch so far.
+
+        Losses are averaged over every process of a distributed run (one collective: call it
+        on every rank); metrics, logged on logging steps only, are this process's.
+        """
+        if self._sums_epoch != self.current_epoch:
+            return {}
+        stamp = (self.current_epoch, self.global_step)
+        if self._means_stamp == stamp:
+            return self._means
+        losses = sorted(key for key in self._sums if key.endswith("/loss"))
+        totals = torch.tensor(
+            [[float(self._sums[key][0]), float(self._sums[key][1])] for key in losses],
+            dtype=torch.float64,
+            device=self.device,
+        )
+        if losses and self._trainer is not None and self.trainer.world_size > 1:
+            totals = self.trainer.strategy.reduce(totals, reduce_op="sum")
+        rows = totals.tolist()
+        means = {key: total / n for key, (total, n) in zip(losses, rows, strict=True) if n}
+        for key, (total, n) in self._sums.items():
+            if key not in means and n:
+                means[key] = float(total) / n
+        self._means, self._means_stamp = means, stamp
+        return means
 
     def on_train_epoch_end(self) -> None:
-        for key in list(self._sums):
-            mean = self.epoch_mean(key)
-            if mean is not None:
-                self.log(f"{key}_epoch", mean, on_step=False, on_epoch=True, sync_dist=True)
+        for key, mean in self.epoch_means().items():
+            self.log(f"{key}_epoch", mean, on_step=False, on_epoch=True)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["train_epoch_sums"] = {

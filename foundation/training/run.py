@@ -22,7 +22,7 @@ from foundation.extras import requires_extra
 from foundation.hub.checkpoint import load_pretrained, save_pretrained
 from foundation.model import Model
 from foundation.training.builder import base_reference, build_model, head_targets, load_base
-from foundation.training.callbacks import ExportBest, LossHistory
+from foundation.training.callbacks import CheckpointAtMaxSteps, ExportBest, LossHistory
 from foundation.training.datamodule import DataSummary, JetDataModule
 from foundation.training.engine import build_trainer, check_checkpoint, last_checkpoint
 from foundation.training.finetune import GradualUnfreezing, apply_mode, saves_delta
@@ -292,6 +292,7 @@ def _train(
     run_callbacks: list[L.Callback] = [
         ExportBest(paths.best, saver, recipe.trainer.monitor, recipe.trainer.monitor_mode),
         history,
+        CheckpointAtMaxSteps(paths.last_ckpt),
         *callbacks,
     ]
     if recipe.finetune.mode == "unfreeze":
@@ -305,7 +306,8 @@ def _train(
     if ckpt is not None:
         check_checkpoint(ckpt, module)
     _fit(trainer, module, data, ckpt, paths)
-    trainer.save_checkpoint(paths.last_ckpt)
+    if not 0 < trainer.max_steps <= trainer.global_step:  # else CheckpointAtMaxSteps wrote it
+        trainer.save_checkpoint(paths.last_ckpt)
     if trainer.is_global_zero:
         saver(paths.last)
         if not (paths.best / "config.json").is_file():
