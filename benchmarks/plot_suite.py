@@ -7,9 +7,12 @@
         --reference "D3 jet pT" calibration/log_pt_ratio/reference/sigma68 ...
 
 Each panel draws one metric of a study's table (mean ± std over seeds against the number of
-labelled jets, one line per mode); ``--part`` adds the ParT runs of ``part_study.py`` to a
-panel and ``--reference`` a horizontal line at a metric's mean over the panel's runs (e.g. the
-detector-level jet's resolution, the same for every mode).
+labelled jets, one line per mode, axis labels from ``foundation.evaluation.labels``); an AUC
+panel gets the head's background rejection 1/εB at εS = 0.3 beside it (log axis, infinite
+rejections as lower-limit markers) when the study has it (``--no-rejection``: not);
+``--part`` adds the ParT runs of ``part_study.py`` to a panel and ``--reference`` a horizontal
+line at a metric's mean over the panel's runs (e.g. the detector-level jet's resolution, the
+same for every mode). One legend for the whole figure, in a spare cell or below the panels.
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ from pathlib import Path
 
 from plot_study_with_part import merged_table
 
-from foundation.training.study import draw_metric
+from foundation.evaluation.plots import PANEL_SIZE, new_figure, save_figure
+from foundation.training.plots import companion_rejection, draw_metric
 
 
 def reference_level(table: dict[str, dict[int, dict]], metric: str) -> float | None:
@@ -62,6 +66,9 @@ def main(argv: Sequence[str] | None = None) -> Path:
         metavar=("TITLE", "METRIC"),
         help="a dashed line at the mean of METRIC (e.g. the detector-level resolution)",
     )
+    parser.add_argument(
+        "--no-rejection", action="store_true", help="no 1/εB panel beside the AUC panels"
+    )
     parser.add_argument("--out", type=Path, required=True, help="PNG to write")
     args = parser.parse_args(argv)
     titles = [title for title, _, _ in args.panel]
@@ -72,32 +79,37 @@ def main(argv: Sequence[str] | None = None) -> Path:
     parts = dict(args.part)
     references = dict(args.reference)
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    columns = min(3, len(args.panel))
-    rows = math.ceil(len(args.panel) / columns)
-    figure, axes = plt.subplots(rows, columns, figsize=(5 * columns, 3.8 * rows), dpi=100)
-    flat = list(axes.flat) if hasattr(axes, "flat") else [axes]
-    for axis, (title, study_path, metric) in zip(flat, args.panel, strict=False):
+    panels = []  # (title, table, metric, reference metric or None)
+    for title, study_path, metric in args.panel:
         study = json.loads(Path(study_path).read_text())
         part = json.loads(Path(parts[title]).read_text()) if title in parts else {"table": {}}
         table = merged_table(study, part)
-        draw_metric(axis, table, metric)
-        if title in references:
-            level = reference_level(table, references[title])
+        panels.append((title, table, metric, references.get(title)))
+        rejection = None if args.no_rejection else companion_rejection(table, metric)
+        if rejection is not None:
+            panels.append((title, table, rejection, None))
+    columns = min(len(panels), 4 if len(panels) > 6 else 3)
+    rows = math.ceil(len(panels) / columns)
+    spare = rows * columns > len(panels)
+    figure = new_figure(PANEL_SIZE[0] * columns, PANEL_SIZE[1] * rows + (0 if spare else 0.8))
+    handles: dict[str, object] = {}
+    for index, (title, table, metric, reference) in enumerate(panels):
+        axis = figure.add_subplot(rows, columns, index + 1)
+        draw_metric(axis, table, metric, legend=False)
+        if reference is not None:
+            level = reference_level(table, reference)
             if level is not None:
                 axis.axhline(level, color="gray", linestyle="--", label="detector-level jet")
         axis.set_title(title)
-        axis.legend(fontsize=7)
-    for axis in flat[len(args.panel) :]:
-        axis.set_visible(False)
-    figure.tight_layout()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(args.out)
-    plt.close(figure)
+        for handle, label in zip(*axis.get_legend_handles_labels(), strict=True):
+            handles.setdefault(label, handle)
+    if spare:
+        cell = figure.add_subplot(rows, columns, rows * columns)
+        cell.axis("off")
+        cell.legend(handles.values(), handles.keys(), loc="center", fontsize="medium")
+    else:
+        figure.legend(handles.values(), handles.keys(), loc="outside lower center", ncols=4)
+    save_figure(figure, args.out)
     print(f"wrote {args.out}")
     return args.out
 

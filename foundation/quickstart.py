@@ -150,6 +150,7 @@ def run_quickstart(
     """
     import torch
 
+    from foundation.evaluation.labels import mode_label
     from foundation.evaluation.metrics import background_rejection, roc_auc
     from foundation.evaluation.plots import plot_roc
     from foundation.export import export_onnx
@@ -211,7 +212,7 @@ def run_quickstart(
     curves = {}
     for point in study.points:
         scores, labels = binary_scores(point.folder)[HEAD]
-        curves[point.mode] = (scores, labels)
+        curves[mode_label(point.mode)] = (scores, labels)  # the legend names of the table
         result.rows.append(
             {
                 "mode": point.mode,

@@ -19,9 +19,13 @@ from matplotlib.figure import Figure
 from foundation.evaluation.metrics import roc_points
 
 _DPI = 100
+PANEL_SIZE: tuple[float, float] = (5.0, 4.0)
+"""Width and height (inches, at 100 dpi) of one panel: every single-panel figure of the library
+has this size, and multi-panel figures are multiples of it."""
 
 
-def _figure(width: float = 5.0, height: float = 4.0) -> Figure:
+def new_figure(width: float = PANEL_SIZE[0], height: float = PANEL_SIZE[1]) -> Figure:
+    """A headless figure (Agg canvas, constrained layout, so that labels are never cut off)."""
     figure = Figure(figsize=(width, height), dpi=_DPI, layout="constrained")
     FigureCanvasAgg(figure)
     return figure
@@ -33,8 +37,8 @@ def _legend(axes: Axes) -> None:
         axes.legend(fontsize="small")
 
 
-def _save(figure: Figure, path: str | Path) -> Path:
-    """Write ``figure`` as PNG to ``path`` atomically."""
+def save_figure(figure: Figure, path: str | Path) -> Path:
+    """Write ``figure`` as PNG to ``path`` atomically (temporary file, then rename)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
@@ -56,6 +60,11 @@ def plot_roc(
 ) -> Path:
     """Background rejection 1/εB (log axis) against signal efficiency εS, one curve per entry.
 
+    Where no background jet passes the cut (εB = 0, 1/εB infinite: the lowest εS of a good
+    tagger on a small test set), the curve goes on as a dashed line at the lower limit
+    1/εB > N_B (the number of background jets) with upward markers, and a note says so,
+    instead of vanishing.
+
     Args:
         curves: curve name -> (signal scores, labels with 1 = signal) ``([M], [M])``.
         path: PNG to write.
@@ -64,13 +73,19 @@ def plot_roc(
     Returns:
         ``path``.
     """
-    figure = _figure()
+    figure = new_figure()
     axes = figure.add_subplot()
-    for name, (scores, labels) in curves.items():
+    limits = []
+    for index, (name, (scores, labels)) in enumerate(curves.items()):
+        color = f"C{index}"
         signal_eff, background_eff = roc_points(scores, labels)
         keep = background_eff > 0
         if keep.any():
-            axes.plot(signal_eff[keep], 1.0 / background_eff[keep], label=name)
+            axes.plot(signal_eff[keep], 1.0 / background_eff[keep], label=name, color=color)
+        if (~keep).any():
+            background = int((np.asarray(labels) == 0).sum())
+            _draw_rejection_limit(axes, signal_eff[~keep], background, color, name, keep.any())
+            limits.append(background)
     chance = np.linspace(0.01, 1.0, 100)
     axes.plot(chance, 1.0 / chance, color="grey", linestyle=":", label="random")
     axes.set_yscale("log")
@@ -78,10 +93,31 @@ def plot_roc(
     axes.set_xlabel("signal efficiency $\\varepsilon_S$")
     axes.set_ylabel("background rejection $1/\\varepsilon_B$")
     axes.grid(True, which="both", alpha=0.3)
+    if limits:  # a legend entry as the note
+        bounds = ", ".join(str(n) for n in sorted(set(limits)))
+        axes.plot(
+            [],
+            [],
+            color="black",
+            linestyle="--",
+            marker="^",
+            label=f"no background jet passes:\n$1/\\varepsilon_B > N_B$ = {bounds}",
+        )
     _legend(axes)
     if title:
         axes.set_title(title)
-    return _save(figure, path)
+    return save_figure(figure, path)
+
+
+def _draw_rejection_limit(
+    axes: Axes, signal_eff: np.ndarray, background: int, color: str, name: str, labelled: bool
+) -> None:
+    """The εS range without background as a lower limit at ``1/εB = N_B`` (dashed, ▲)."""
+    level = np.full(signal_eff.shape, float(max(background, 1)))
+    label = None if labelled else f"{name} (lower limit)"
+    axes.plot(signal_eff, level, color=color, linestyle="--", label=label)
+    ends = signal_eff[[0, -1]] if signal_eff.size > 1 else signal_eff
+    axes.plot(ends, level[: ends.size], linestyle="", marker="^", color=color)
 
 
 def plot_scores(
@@ -105,7 +141,7 @@ def plot_scores(
     count = max(1, len(panels))
     columns = min(count, 3)
     rows = (count + columns - 1) // columns
-    figure = _figure(4.0 * columns, 3.2 * rows)
+    figure = new_figure(PANEL_SIZE[0] * columns, PANEL_SIZE[1] * rows)
     edges = np.linspace(0.0, 1.0, bins + 1)
     for index, (title, groups) in enumerate(panels.items()):
         axes = figure.add_subplot(rows, columns, index + 1)
@@ -120,7 +156,7 @@ def plot_scores(
         axes.set_ylabel("density")
         axes.set_title(title, fontsize="medium")
         _legend(axes)
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def plot_response_vs_binned(
@@ -142,7 +178,7 @@ def plot_response_vs_binned(
     Returns:
         ``path``.
     """
-    figure = _figure(5.5, 6.0)
+    figure = new_figure(PANEL_SIZE[0], 1.6 * PANEL_SIZE[1])
     top = figure.add_subplot(2, 1, 1)
     bottom = figure.add_subplot(2, 1, 2, sharex=top)
     for offset, (name, series) in enumerate(rows.items()):
@@ -163,7 +199,7 @@ def plot_response_vs_binned(
     bottom.set_xlabel(xlabel)
     for axes in (top, bottom):
         axes.grid(True, alpha=0.3)
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def plot_response_histogram(
@@ -184,7 +220,7 @@ def plot_response_histogram(
     Returns:
         ``path``.
     """
-    figure = _figure()
+    figure = new_figure()
     axes = figure.add_subplot()
     finite = [np.asarray(v, dtype=np.float64) for v in responses.values()]
     finite = [v[np.isfinite(v)] for v in finite]
@@ -201,4 +237,4 @@ def plot_response_histogram(
     axes.set_xlabel(xlabel)
     axes.set_ylabel("density")
     _legend(axes)
-    return _save(figure, path)
+    return save_figure(figure, path)

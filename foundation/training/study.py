@@ -30,6 +30,12 @@ import numpy as np
 import torch
 
 from foundation.errors import OutputExistsError
+from foundation.training.plots import (  # noqa: F401 - draw_metric: the benchmarks' import
+    companion_rejection,
+    draw_metric,
+    plot_metric,
+    plot_metrics,
+)
 from foundation.training.recipe import Recipe, with_changes
 from foundation.training.run_folder import RunPaths, write_json
 
@@ -330,43 +336,6 @@ def lr_selection_text(selections: Mapping[str, Mapping[str, Mapping[str, Any]]])
     return "\n".join(lines) + "\n"
 
 
-def draw_metric(
-    axis: Any, table: dict[str, dict[int, dict[str, dict[str, float]]]], metric: str
-) -> None:
-    """Draw ``metric`` (mean ± std) against N on a log axis, one line per mode, on ``axis``
-    (a matplotlib Axes)."""
-    for mode, rows in table.items():
-        sizes = [s for s in sorted(rows) if metric in rows[s] and rows[s][metric]["n"]]
-        if not sizes:
-            continue
-        means = [rows[s][metric]["mean"] for s in sizes]
-        stds = [rows[s][metric]["std"] for s in sizes]
-        axis.errorbar(sizes, means, yerr=stds, marker="o", capsize=3, label=mode)
-    axis.set_xscale("log")
-    axis.set_xlabel("labelled training jets N")
-    axis.set_ylabel(metric)
-    axis.grid(alpha=0.3, which="both")
-    if axis.get_legend_handles_labels()[0]:
-        axis.legend()
-
-
-def plot_metric(
-    table: dict[str, dict[int, dict[str, dict[str, float]]]], metric: str, path: Path
-) -> Path:
-    """``metric`` (mean ± std) against N on a log axis, one line per mode."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axis = plt.subplots(figsize=(5.5, 4), dpi=100)
-    draw_metric(axis, table, metric)
-    figure.tight_layout()
-    figure.savefig(path)
-    plt.close(figure)
-    return path
-
-
 def _plot_name(metric: str) -> str:
     return "study_" + "".join(c if c.isalnum() or c in "._-" else "_" for c in metric) + ".png"
 
@@ -492,4 +461,9 @@ def data_efficiency(
     )
     metric_names = sorted({m for rows in table.values() for row in rows.values() for m in row})
     plots = [plot_metric(table, m, folder / _plot_name(m)) for m in metric_names]
+    for metric in metric_names:  # ROC AUC with 1/εB at εS = 0.3 beside it
+        rejection = companion_rejection(table, metric)
+        if rejection is not None:
+            both = folder / _plot_name(f"{metric}_and_rejection")
+            plots.append(plot_metrics(table, [metric, rejection], both))
     return StudyResult(points, table, markdown, json_path, plots, selections)
