@@ -22,15 +22,18 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch_geometric.data import Batch
-from torch_geometric.nn import global_add_pool, global_mean_pool
 
 from foundation.data.batch import JetBatch
 from foundation.data.graph import to_graph, unpack_nodes
+from foundation.extras import requires_extra
 from foundation.models.base import Features
 from foundation.models.checks import check_batch
 from foundation.models.layers.packed_edgeconv import PackedEdgeConv
 from foundation.models.particlenet import ParticleNet
+
+with requires_extra("pyg"):
+    from torch_geometric.data import Batch
+    from torch_geometric.nn import global_add_pool, global_mean_pool
 
 
 class PackedParticleNet(nn.Module):

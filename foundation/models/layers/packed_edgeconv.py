@@ -31,7 +31,7 @@ from foundation.models.layers.norm import MaskedBatchNorm
 
 with requires_extra("pyg"):
     from torch_geometric.nn import MessagePassing
-    from torch_geometric.utils import to_dense_batch
+    from torch_geometric.utils import segment, to_dense_batch
 
 if TYPE_CHECKING:
     from foundation.models.particlenet import EdgeConvBlock
@@ -46,6 +46,8 @@ def knn_graph_packed(
     (a node of a graph with ``n <= k`` nodes gets its ``n - 1`` others); only real edges are
     returned. The edge order follows PyG's ``knn_graph(..., flow="source_to_target")``: row 0
     holds the neighbour ``j`` (source), row 1 the node ``i`` whose neighbour it is (target).
+    Edges are sorted by target node (nearest neighbour first), so that a CSR pointer over row 1
+    describes them.
 
     Args:
         coords: coordinates the distance is measured in.
@@ -130,7 +132,13 @@ class PackedEdgeConv(MessagePassing):
         w_center, w_diff = weight[:, : self.in_dim], weight[:, self.in_dim :]
         center = F.linear(x, w_center - w_diff)
         neighbour = F.linear(x, w_diff)
-        aggregated = self.propagate(edge_index, center=center, neighbour=neighbour)
+        # The edges come grouped by target node (knn_graph_packed): a CSR mean over segments
+        # is several times faster on CPU than PyG's default scatter.
+        degree = torch.bincount(edge_index[1], minlength=x.shape[0])
+        target_ptr = torch.cat([degree.new_zeros(1), torch.cumsum(degree, 0)])
+        aggregated = self.propagate(
+            edge_index, center=center, neighbour=neighbour, target_ptr=target_ptr
+        )
         return F.relu(aggregated + self.shortcut_norm(self.shortcut(x)))
 
     def message(self, center_i: torch.Tensor, neighbour_j: torch.Tensor) -> torch.Tensor:
@@ -139,6 +147,16 @@ class PackedEdgeConv(MessagePassing):
         for linear, norm in zip(self.linears[1:], self.norms[1:], strict=True):
             edges = F.relu(norm(linear(edges)))
         return edges
+
+    def aggregate(
+        self,
+        inputs: torch.Tensor,
+        index: torch.Tensor,
+        target_ptr: torch.Tensor,
+        dim_size: int | None = None,
+    ) -> torch.Tensor:
+        """Mean of each node's messages (zero without any), edges grouped by target node."""
+        return segment(inputs, target_ptr, reduce="mean")
 
     def __repr__(self) -> str:
         widths = [linear.out_features for linear in self.linears]
