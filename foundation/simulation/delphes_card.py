@@ -158,26 +158,29 @@ class TowerCalorimeterCard:
 
     def fractions(self, pdg_id: np.ndarray) -> np.ndarray:
         """Fraction of each particle's energy deposited here. Shapes: ``[P]`` in and out."""
+        codes = np.array(sorted(code for code, _ in self.energy_fractions), dtype=np.int64)
+        values = dict(self.energy_fractions)
+        table = np.array([values[code] for code in codes.tolist()] + [self.default_fraction])
         absolute = np.abs(pdg_id)
-        result = np.full(len(absolute), self.default_fraction)
-        for code, fraction in self.energy_fractions:
-            result[absolute == code] = fraction
-        return result
+        position = np.minimum(np.searchsorted(codes, absolute), len(codes) - 1)
+        found = codes[position] == absolute
+        return np.where(found, table[position], self.default_fraction)
 
     def sigma(self, energy: np.ndarray, eta: np.ndarray) -> np.ndarray:
-        """Absolute energy resolution (GeV) at each (E, tower-centre eta). Shapes: ``[T]``."""
+        """Absolute energy resolution (GeV) at each (E, tower-centre eta), 0 beyond the last
+        range. Shapes: ``[T]``."""
         absolute = np.abs(eta)
-        result = np.zeros(len(energy))
-        lower = -math.inf
-        for entry in self.resolution:
-            inside = (absolute > lower) & (absolute <= entry.abs_eta_max)
-            factor = entry.a + entry.b * (absolute[inside] - entry.eta0) ** 2
-            e = energy[inside]
-            result[inside] = factor * np.sqrt(
-                (entry.constant * e) ** 2 + entry.stochastic**2 * e + entry.noise**2
-            )
-            lower = entry.abs_eta_max
-        return result
+        limits = np.array([entry.abs_eta_max for entry in self.resolution])
+        index = np.searchsorted(limits, absolute, side="left")
+        inside = index < len(limits)
+        index = np.minimum(index, len(limits) - 1)
+        columns = np.array(
+            [[e.a, e.b, e.eta0, e.constant, e.stochastic, e.noise] for e in self.resolution]
+        )[index]
+        a, b, eta0, constant, stochastic, noise = columns.T
+        factor = a + b * (absolute - eta0) ** 2
+        value = factor * np.sqrt((constant * energy) ** 2 + stochastic**2 * energy + noise**2)
+        return np.where(inside, value, 0.0)
 
 
 @dataclass(frozen=True)

@@ -210,11 +210,12 @@ class DelphesDetector:
         passes = ((self.ecal, card.ecal, PHOTON), (self.hcal, card.hcal, NEUTRAL_HADRON))
         for flow, calo, kind in passes:
             fractions = calo.fractions(particles.pdg_id)
-            key = flow.tower_index(propagated.eta, propagated.phi)
-            deposits = np.flatnonzero((fractions > 0) & (key >= 0))
-            alive = scale > 0
+            deposits = np.flatnonzero(fractions > 0)
+            key = np.full(len(fractions), -1, dtype=np.int64)
+            key[deposits] = flow.tower_index(propagated.eta[deposits], propagated.phi[deposits])
+            deposits = deposits[key[deposits] >= 0]
             track_fraction = fractions[rows]
-            in_calo = alive & (track_fraction > 0)
+            in_calo = (scale > 0) & (track_fraction > 0)
             lost = in_calo & (key[rows] < 0)
             used = in_calo & ~lost
             flow.run(

@@ -68,13 +68,18 @@ def propagate(
     charged = (np.abs(charge) > 1e-9) & (abs(bz) > 1e-9)
 
     # Straight line: pt^2 t^2 + 2 (px x + py y) t - (R^2 - x^2 - y^2) = 0, or the end caps.
-    cross = px * y - py * x
-    t_r = (np.sqrt(np.maximum(pt2 * radius**2 - cross**2, 0.0)) - px * x - py * y) / np.where(
-        pt2 > 0, pt2, 1.0
-    )
-    t_z = (np.copysign(half_length, pz) - z) / safe_pz
-    t = np.minimum(t_r, t_z)
-    exit_x, exit_y, exit_z = x + px * t, y + py * t, z + pz * t
+    exit_x, exit_y, exit_z = x.copy(), y.copy(), z.copy()
+    n = ~charged
+    if n.any():
+        cross = px[n] * y[n] - py[n] * x[n]
+        dot = px[n] * x[n] + py[n] * y[n]
+        root = np.sqrt(np.maximum(pt2[n] * radius**2 - cross**2, 0.0))
+        t_r = (root - dot) / np.where(pt2[n] > 0, pt2[n], 1.0)
+        t_z = (np.copysign(half_length, pz[n]) - z[n]) / safe_pz[n]
+        t = np.minimum(t_r, t_z)
+        exit_x[n] += px[n] * t
+        exit_y[n] += py[n] * t
+        exit_z[n] += pz[n] * t
 
     d0 = np.zeros(len(px))
     dz = np.zeros(len(px))
