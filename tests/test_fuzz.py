@@ -266,6 +266,47 @@ def test_recipe_loader_on_random_trees(tree: dict, tmp_path: Path) -> None:
     assert isinstance(result, (Recipe, RecipeError))
 
 
+NUMBERS = st.one_of(
+    st.sampled_from([math.nan, math.inf, -math.inf, 0, -1, 1e308, 10**400, 100_000_000]),
+    st.floats(-1e6, 1e6),
+)
+VALID_RECIPE: dict[str, Any] = {
+    "name": "fuzz",
+    "data": {
+        "cache": "somewhere",
+        "batch_size": 8,
+        "split": {"train": 0.8, "val": 0.1, "test": 0.1},
+    },
+    "model": {"backbone": "pfn-tiny", "heads": {"top": {"type": "jet_classification"}}},
+    "optimizer": {"lr": 0.001, "betas": [0.9, 0.999]},
+    "trainer": {"max_epochs": 2, "seed": 0},
+}
+
+
+@FUZZ
+@given(data=st.data())
+def test_recipe_loader_on_mutated_valid_recipes(data: st.DataObject, tmp_path: Path) -> None:
+    tree = json.loads(json.dumps(VALID_RECIPE))
+    paths = _paths(tree)
+    if data.draw(st.booleans()):  # values more often than whole sections
+        paths = [path for path in paths if not isinstance(_at(tree, path), (dict, list))]
+    for _ in range(data.draw(st.integers(1, 3))):
+        *parents, last = data.draw(st.sampled_from(paths))
+        node: Any = tree
+        try:
+            for key in parents:
+                node = node[key]
+            node[last] = data.draw(st.one_of(NUMBERS, NUMBERS, SCALARS, TREES))
+        except (IndexError, KeyError, TypeError):
+            continue
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(tree))
+    result = outcome(load_recipe, path)
+    if isinstance(result, Recipe):  # what passes the check is usable
+        json.dumps(result.to_dict(), allow_nan=False)
+        assert 0 < result.optimizer.lr <= 10 and 1 <= result.data.max_particles <= 4096
+
+
 @FUZZ
 @given(text=st.text(max_size=200))
 def test_recipe_loader_on_random_text(text: str, tmp_path: Path) -> None:
@@ -314,6 +355,12 @@ def _paths(value: Any, prefix: tuple = ()) -> list[tuple]:
         for position, item in enumerate(value):
             found += _paths(item, (*prefix, position))
     return found
+
+
+def _at(tree: Any, path: tuple) -> Any:
+    for key in path:
+        tree = tree[key]
+    return tree
 
 
 @pytest.fixture(scope="module")

@@ -268,3 +268,13 @@ def test_a_run_stopped_by_max_steps_trains_longer_exactly(tmp_path: Path, cache:
     long = train(recipe_from_dict({**data, "optimizer": constant}))
     a, b = last(tmp_path / "short"), last(long.folder)
     assert max(float((a[k] - b[k]).abs().max()) for k in a) == 0.0
+
+
+def test_simulated_pt_range_beyond_the_beams_is_a_recipe_error(tmp_path: Path) -> None:
+    data = recipe_data(tmp_path / "cache", tmp_path / "run")
+    data["data"] = {"simulate": {"process": "qcd", "pt_range": [1e9, 2e9]}}
+    with pytest.raises(RecipeError, match=r"data\.simulate\.pt_range: expected 0 < low < high"):
+        recipe_from_dict(data)
+    data["data"] = {"simulate": {"process": "qcd", "workers": 0}}
+    with pytest.raises(RecipeError, match=r"data\.simulate\.workers: expected a positive"):
+        recipe_from_dict(data)

@@ -347,6 +347,15 @@ def check_recipe(recipe: Recipe, source: str = "recipe") -> None:
         "finetune.unfreeze_every": recipe.finetune.unfreeze_every,
         "finetune.lora_rank": recipe.finetune.lora_rank,
     }
+    if data.simulate is not None:
+        positive.update(
+            {
+                "data.simulate.jets": data.simulate.jets,
+                "data.simulate.shard_size": data.simulate.shard_size,
+                "data.simulate.workers": data.simulate.workers,
+            }
+        )
+        _check_pt_range(data.simulate.pt_range, source)
     for key, value in positive.items():
         if value < 1:
             raise RecipeError(f"{source}: {key}: expected a positive integer, found {value}")
@@ -405,6 +414,20 @@ def check_recipe(recipe: Recipe, source: str = "recipe") -> None:
         raise RecipeError(
             f"{source}: finetune.mode={recipe.finetune.mode!r} needs model.pretrained (a "
             "checkpoint to fine-tune); use mode 'full' to train a new backbone"
+        )
+
+
+def _check_pt_range(pt_range: tuple[float, float] | None, source: str) -> None:
+    """A simulated pT window must be ``0 < low < high`` within the beams' reach."""
+    from foundation.simulation.generator import BEAM_ENERGY_CM
+
+    if pt_range is None:
+        return
+    low, high = pt_range
+    if not 0 < low < high <= BEAM_ENERGY_CM / 2:
+        raise RecipeError(
+            f"{source}: data.simulate.pt_range: expected 0 < low < high <= "
+            f"{BEAM_ENERGY_CM / 2:g} GeV (half the beams' energy), found [{low:g}, {high:g}]"
         )
 
 
