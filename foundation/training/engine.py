@@ -122,7 +122,7 @@ def check_checkpoint(path: Path, module: L.LightningModule) -> None:
         CheckpointError: the file is truncated, corrupt, crafted (objects other than tensors
             and plain containers), not a Lightning checkpoint, or of another model.
     """
-    hint = "delete it to restart from the last good state, or pass --overwrite to start again"
+    hint = "Pass --overwrite to start the run again (the file cannot be resumed)"
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # a boundary: torch raises many types on bad files
