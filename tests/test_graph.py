@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -240,3 +241,56 @@ def test_pyg_backbone_export_is_a_clear_error(tmp_path: object) -> None:
             f"{tmp_path}/model.onnx",
             dynamo=False,
         )
+
+
+def test_a_pyg_backbone_trains_and_fine_tunes_with_a_recipe(tmp_path: Path) -> None:
+    from test_training import FEATURES, SLOTS, recipe_data
+
+    from foundation.data.cache import write_cache
+    from foundation.data.schema import TOP_LABELS
+    from foundation.data.testing import random_records
+    from foundation.hub.checkpoint import load_pretrained
+    from foundation.training.recipe import recipe_from_dict
+    from foundation.training.run import train
+
+    cache = tmp_path / "cache"
+    records = random_records(48, mean_particles=8, seed=3, label_names=TOP_LABELS, truth=True)
+    write_cache(records, cache, features=FEATURES, max_particles=SLOTS)
+    heads = {"top": {"type": "jet_classification"}}
+    data = recipe_data(
+        cache, tmp_path / "scratch", model={"backbone": "pyg-edgeconv-tiny", "heads": heads}
+    )
+    data["trainer"]["max_epochs"] = 1
+    base = train(recipe_from_dict(data)).best
+    assert json.loads((base / "config.json").read_text())["backbone"]["name"] == "pyg-edgeconv-tiny"
+    tuned = recipe_data(
+        cache,
+        tmp_path / "lora",
+        model={"backbone": None, "pretrained": str(base), "heads": heads},
+        finetune={"mode": "lora", "lora_targets": ["nn.0", "nn.3"]},
+    )
+    tuned["trainer"]["max_epochs"] = 1
+    best = train(recipe_from_dict(tuned)).best
+    model = load_pretrained(best).eval()
+    batch = make_batch((0, 1, 5), num_particles=SLOTS)
+    with torch.no_grad():
+        outputs = model(batch)
+    assert torch.isfinite(outputs["top"]["logit"]).all()
+
+
+def test_packed_graph_benchmark_harness_runs_both_paths(tmp_path: Path) -> None:
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import bench_packed_graph
+
+    argv = ["--variants", "particlenet-tiny", "--batch-sizes", "3", "--slots", "12"]
+    argv += ["--min-particles", "2", "--max-particles", "10", "--budget", "0", "--threads", "1"]
+    result = bench_packed_graph.main([*argv, "--out", str(tmp_path / "packed.json")])
+    (row,) = result["rows"]
+    assert row["max_abs_jet_difference_eval"] < 1e-5
+    assert row["eval_dense_ms"] > 0 and row["train_packed_ms"] > 0
+    assert (
+        json.loads((tmp_path / "packed.json").read_text())["rows"][0]["variant"]
+        == "particlenet-tiny"
+    )
