@@ -160,10 +160,7 @@ def test_packed_forward_equals_dense_forward(counts: tuple[int, ...], train: boo
 
 
 def test_packed_path_refuses_zero_feature_neighbours() -> None:
-    try:
-        model = particlenet(missing_neighbours="zero_features")
-    except TypeError:
-        pytest.skip("this ParticleNet has no missing_neighbours option")
+    model = particlenet(missing_neighbours="zero_features")
     with pytest.raises(ValueError, match="missing_neighbours='zero_features'"):
         forward_packed(model, make_batch((3, 2)))
 
@@ -294,3 +291,21 @@ def test_packed_graph_benchmark_harness_runs_both_paths(tmp_path: Path) -> None:
         json.loads((tmp_path / "packed.json").read_text())["rows"][0]["variant"]
         == "particlenet-tiny"
     )
+
+
+def test_particlenet_switches_to_the_packed_graph_at_run_time() -> None:
+    model = particlenet().eval()
+    batch = make_batch((0, 1, 4, 11), scatter=True, seed=8)
+    with torch.no_grad():
+        dense = model(batch)
+        packed = model.use_graph("packed")(batch)
+    assert model.graph == "packed" and "graph" not in model.config
+    assert (dense.jet - packed.jet).abs().max() <= 1e-5
+    assert (dense.particles - packed.particles).abs().max() <= 1e-5
+    assert model.use_graph("dense").graph == "dense"
+    with pytest.raises(ValueError, match="expected 'dense' or 'packed', found 'sparse'"):
+        model.use_graph("sparse")
+    weaver_like = particlenet(missing_neighbours="zero_features")
+    with pytest.raises(ValueError, match="zero_features"):
+        weaver_like.use_graph("packed")
+    assert weaver_like.graph == "dense"

@@ -9,6 +9,9 @@ Why not ``torch_geometric.nn.EdgeConv``: it works on a sparse ``edge_index`` and
 fixed ``k``, so the dense form — a ``[B, N, k]`` neighbour index from ``topk`` on pairwise
 distances and a gather — is faster on padded batches, needs no ragged conversion and exports to
 ONNX. The edge function is the same: ``h(x_i, x_j - x_i)`` followed by a mean over neighbours.
+The same network also runs through ``torch_geometric.nn`` on a packed graph of the real particles
+(:meth:`ParticleNet.use_graph`, :mod:`foundation.models.particlenet_packed`): equal outputs,
+faster on ragged batches (``benchmarks/bench_packed_graph.py``), eager mode only.
 
 Options reproduce weaver-core's ``ParticleNet`` (the network the JetClass ParticleNet weights
 were trained with) exactly, so that its weights convert (:mod:`foundation.convert`):
@@ -263,7 +266,37 @@ class ParticleNet(Backbone):
             self.fusion_norm = MaskedBatchNorm(width)
         self.num_features = width
 
+    graph: str = "dense"
+    """``"dense"`` (padded slots) or ``"packed"`` (a PyG graph of real particles); see
+    :meth:`use_graph`."""
+
+    def use_graph(self, graph: str) -> ParticleNet:
+        """Run on ``"dense"`` padded ``[B, N, k]`` slots (the default) or on a ``"packed"``
+        ``torch_geometric`` graph of the real particles
+        (:func:`~foundation.models.particlenet_packed.forward_packed`): the same outputs and
+        batch-norm statistics, 2-3x faster training on ragged batches, slower for single jets.
+        A runtime switch (not in ``config``); exports always trace the dense path. Packed
+        supports ``missing_neighbours="ignore"`` only.
+
+        Raises:
+            ValueError: an unknown ``graph``, or ``"packed"`` for a model it cannot reproduce.
+        """
+        if graph not in ("dense", "packed"):
+            raise ValueError(
+                f"ParticleNet.use_graph: expected 'dense' or 'packed', found {graph!r}"
+            )
+        if graph == "packed":
+            from foundation.models.particlenet_packed import PackedParticleNet
+
+            PackedParticleNet(self)  # refuses unsupported options now, not at the first batch
+        self.graph = graph
+        return self
+
     def forward(self, batch: JetBatch) -> Features:
+        if self.graph == "packed" and not is_exporting():
+            from foundation.models.particlenet_packed import forward_packed
+
+            return forward_packed(self, batch)
         check_batch(type(self).__name__, batch, self.config["in_features"])
         input_mask, full_count = batch.mask, batch.num_particles
         batch = trim_padding(batch)

@@ -115,7 +115,9 @@ class PackedEdgeConv(MessagePassing):
     @classmethod
     def from_dense(cls, block: EdgeConvBlock) -> PackedEdgeConv:
         """A packed block that shares ``block``'s modules (parameters and running statistics)."""
-        packed = cls(block.in_dim, [linear.out_features for linear in block.linears], block.k)
+        packed = cls.__new__(cls)  # no fresh layers to initialise and throw away
+        MessagePassing.__init__(packed, aggr="mean")
+        packed.k, packed.in_dim = block.k, block.in_dim
         packed.linears, packed.norms = block.linears, block.norms
         packed.shortcut, packed.shortcut_norm = block.shortcut, block.shortcut_norm
         return packed
