@@ -382,6 +382,13 @@ def test_normalization_record_survives_json(tmp_path: Path) -> None:
     values = np.random.default_rng(1).normal(0, 10, (50, len(normalizer.names)))
     assert np.array_equal(again.apply(values), normalizer.apply(values))
     assert again.to_dict() == normalizer.to_dict()
+    from foundation.errors import DataError
+
+    broken = {**normalizer.to_dict(), "clip_max": ["five"] * len(normalizer.names)}
+    with pytest.raises(DataError, match="clip_max"):
+        Normalizer.from_dict(broken)
+    old_style = {key: value for key, value in normalizer.to_dict().items() if "clip_" not in key}
+    assert Normalizer.from_dict({**old_style, "clip": 5.0}).clip_min is None  # old files load
 
 
 @pytest.mark.parametrize(

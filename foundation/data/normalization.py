@@ -252,8 +252,13 @@ class Normalizer:
         bounds = {}
         for key, open_side in (("clip_min", -np.inf), ("clip_max", np.inf)):
             if data.get(key) is not None:
-                values = [open_side if value is None else value for value in data[key]]
-                bounds[key] = np.asarray(values, dtype=np.float32)
+                try:
+                    values = [open_side if value is None else value for value in data[key]]
+                    bounds[key] = np.asarray(values, dtype=np.float32)
+                except (TypeError, ValueError):
+                    raise DataError(
+                        "normalization", key, "a list of numbers or null", data[key]
+                    ) from None
         return cls(
             names=tuple(str(name) for name in data["names"]),
             center=np.asarray(data["center"], dtype=np.float32),
