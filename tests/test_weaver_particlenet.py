@@ -36,6 +36,8 @@ weaver_particlenet = pytest.importorskip(
 SLOTS = 128
 COUNTS = (1, 128, 0, 2, 17, 40)
 """Real particles per jet: one, all 128 slots, none, fewer than k + 1, exactly k + 1, many."""
+SMALL_COUNTS = (1, 2, 0)
+"""A batch whose JetBatch is trimmed to N = 2 < k + 1 (weaver still runs on 128 slots)."""
 WEIGHTS = Path(__file__).resolve().parents[2] / "shared" / "weights" / "jetclass-particlenet"
 SMALL_CONVS = [(4, (8, 8)), (5, (12, 16)), (3, (24,))]
 
@@ -67,15 +69,17 @@ def _randomise(model: torch.nn.Module, seed: int) -> None:
                 module.num_batches_tracked.fill_(1000)
 
 
-def _jets(features: int, coordinates: list[int], seed: int) -> tuple[JetBatch, tuple]:
+def _jets(
+    features: int, coordinates: list[int], seed: int, counts: tuple[int, ...] = COUNTS
+) -> tuple[JetBatch, tuple]:
     """The same jets as a JetBatch and as weaver's channels-first padded inputs.
 
     weaver's padding slots hold random values (as weaver's ``wrap`` padding repeats particles);
     the JetBatch has zeros there.
     """
     generator = torch.Generator().manual_seed(seed)
-    batch = len(COUNTS)
-    mask = torch.arange(SLOTS).unsqueeze(0) < torch.tensor(COUNTS).unsqueeze(1)
+    batch = len(counts)
+    mask = torch.arange(SLOTS).unsqueeze(0) < torch.tensor(counts).unsqueeze(1)
     particles = torch.randn(batch, SLOTS, features, generator=generator)
     particles[..., coordinates] *= 0.3
     garbage = torch.randn(batch, SLOTS, features, generator=generator)
@@ -154,6 +158,7 @@ def _compare(
     config: WeaverDataConfig,
     seed: int,
     physical: bool = False,
+    counts: tuple[int, ...] = COUNTS,
     **options,
 ):
     state = {f"mod.{key}": value for key, value in weaver_model.state_dict().items()}
@@ -161,7 +166,7 @@ def _compare(
     if physical:
         jets, inputs = _physical_jets(config, seed)
     else:
-        jets, inputs = _jets(len(config.features), config.coordinates(), seed)
+        jets, inputs = _jets(len(config.features), config.coordinates(), seed, counts)
     with torch.no_grad():
         expected = weaver_model(*inputs)
         found = model(jets)["jetclass"]["logits"]
@@ -223,6 +228,8 @@ def test_random_weaver_networks_give_the_same_logits(
     )
     # the empty jet gets the classifier of a zero embedding, as in weaver
     assert model.backbone(jets).jet[COUNTS.index(0)].abs().max() == 0
+    options = {"conv_params": SMALL_CONVS, "fc_params": fc_params, "use_fusion": use_fusion}
+    _compare(reference, config, seed=6, counts=SMALL_COUNTS, use_counts=use_counts, **options)
 
 
 @pytest.mark.parametrize("feature_set", ["kin", "kinpid", "full"])
