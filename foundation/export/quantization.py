@@ -31,6 +31,7 @@ from foundation.export.errors import ExportError
 from foundation.export.files import atomic_file
 from foundation.export.inputs import to_numpy
 from foundation.export.metadata import PREFIX, metadata_of, read_metadata, set_metadata
+from foundation.export.quiet import quiet_quantizer
 from foundation.export.session import create_session, run_session
 from foundation.extras import requires_extra
 from foundation.hub.hashing import sha256_file
@@ -102,9 +103,11 @@ def _convert(source: Path, target: Path, mode: str) -> bool:
     if mode == "int8":
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
-        prepared = _preprocessed(source, target)
+        with quiet_quantizer():
+            prepared = _preprocessed(source, target)
         try:
-            quantize_dynamic(str(prepared), str(target), weight_type=QuantType.QInt8)
+            with quiet_quantizer():
+                quantize_dynamic(str(prepared), str(target), weight_type=QuantType.QInt8)
         finally:
             if prepared != source:
                 prepared.unlink(missing_ok=True)
