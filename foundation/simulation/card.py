@@ -184,6 +184,7 @@ def load_card(card: str | Path = DEFAULT_CARD) -> AnyCard:
             names = sorted(
                 entry.name.removesuffix(".yaml")
                 for entry in (resources.files("foundation.simulation") / "cards").iterdir()
+                if entry.name.endswith(".yaml")
             )
             raise KeyError(f"unknown detector card {card!r}; shipped cards: {names}, or a path")
         text = shipped.read_text()
