@@ -33,11 +33,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 
 from foundation.extras import requires_extra
 from foundation.hub.errors import CheckpointError
 from foundation.training.recipe import TrainerConfig
 from foundation.training.run_folder import RunPaths
+from foundation.training.typed import RecipeError
 
 with requires_extra("train"):
     import lightning as L
@@ -78,6 +80,9 @@ def build_trainer(
         paths: the run folder.
         callbacks: extra callbacks (best export, history, unfreezing...).
         logger: log to ``<run>/tensorboard``.
+
+    Raises:
+        RecipeError: Lightning refuses the accelerator, devices, strategy or precision.
     """
     loggers = (
         [TensorBoardLogger(save_dir=str(paths.root), name="tensorboard", version="")]
@@ -89,6 +94,22 @@ def build_trainer(
         extra.append(LearningRateMonitor(logging_interval="step"))
     if config.progress_bar:
         extra.append(TQDMProgressBar(refresh_rate=max(1, min(config.log_every, 20))))
+    try:
+        return _trainer(config, paths, [*callbacks, *extra], loggers)
+    except (MisconfigurationException, ValueError, TypeError) as error:  # Lightning's checks
+        text = " ".join(str(error).split())[:400]
+        raise RecipeError(
+            f"trainer: accelerator={config.accelerator!r}, devices={config.devices!r}, "
+            f"strategy={config.strategy!r}, precision={config.precision!r}: {text}"
+        ) from None
+
+
+def _trainer(
+    config: TrainerConfig,
+    paths: RunPaths,
+    callbacks: list[L.Callback],
+    loggers: list[TensorBoardLogger] | bool,
+) -> L.Trainer:
     return L.Trainer(
         accelerator=config.accelerator,
         devices=config.devices,
@@ -101,7 +122,7 @@ def build_trainer(
         gradient_clip_algorithm="norm",
         log_every_n_steps=config.log_every,
         check_val_every_n_epoch=config.val_every,
-        callbacks=[*callbacks, *extra],
+        callbacks=callbacks,
         logger=loggers,
         enable_progress_bar=config.progress_bar,
         enable_model_summary=False,

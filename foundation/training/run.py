@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import warnings
 from collections.abc import Sequence
@@ -194,6 +195,13 @@ def _load_weights(model: Model, folder: Path) -> None:
     model.load_state_dict(loaded.state_dict(), strict=True)
 
 
+def _first_process() -> bool:
+    """Whether this is the process that writes the run folder: global rank 0 under torchrun /
+    SLURM, and not a process Lightning launched for another device (``LOCAL_RANK`` > 0)."""
+    launched = [os.environ.get(name, "0") for name in ("LOCAL_RANK", "NODE_RANK")]
+    return global_rank() == 0 and all(value in ("", "0") for value in launched)
+
+
 class TrainingInterrupted(KeyboardInterrupt):
     """Training was stopped with Ctrl-C (SIGINT); the message says how to resume."""
 
@@ -253,7 +261,7 @@ def train(
         DataError / KeyError / ValueError: bad data, heads or arguments (named in the message).
     """
     _quiet_lightning()
-    if global_rank() != 0:  # the other processes of a distributed run write no files
+    if not _first_process():  # the other processes of a distributed run write no files
         return _train(recipe, RunPaths(recipe.run_folder), resume, callbacks, show_progress)
     with lock_run_folder(recipe.run_folder):
         paths = open_run_folder(recipe.run_folder, overwrite=overwrite, resume=resume)
