@@ -278,3 +278,13 @@ def test_simulated_pt_range_beyond_the_beams_is_a_recipe_error(tmp_path: Path) -
     data["data"] = {"simulate": {"process": "qcd", "workers": 0}}
     with pytest.raises(RecipeError, match=r"data\.simulate\.workers: expected a positive"):
         recipe_from_dict(data)
+
+
+def test_lightning_refusals_are_recipe_errors(tmp_path: Path, cache: Path) -> None:
+    for setting, match in (
+        (("strategy", "ddpp"), "invalid strategy name"),
+        (("devices", [5]), "should be an int"),
+    ):
+        recipe = recipe_from_dict(recipe_data(cache, tmp_path / "run", **dict([setting])))
+        with pytest.raises(RecipeError, match=rf"trainer: accelerator=.*{match}"):
+            train(recipe)
