@@ -97,7 +97,15 @@ def test_messages_never_format_a_whole_value() -> None:
     for _ in range(8):
         shared = [shared] * 10  # 10**9 leaves, reachable in microseconds by repr
     assert len(short_repr(shared)) < 200
-    assert len(short_repr("x" * 10**6)) < 100
+    assert len(short_repr("x" * 10**6)) < 200
+
+
+def test_a_huge_misspelt_key_gives_a_short_message(tmp_path: Path, cache: Path) -> None:
+    data = recipe_data(cache, tmp_path / "run")
+    data["trainer"]["x" * 100_000] = 1
+    with pytest.raises(RecipeError, match="unknown key") as error:
+        recipe_from_dict(data)
+    assert len(str(error.value)) < 1000
 
 
 # ------------------------------------------------------------------------ recipe validation

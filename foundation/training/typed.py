@@ -301,10 +301,10 @@ def _convert_scalar(kind: Any, value: Any, where: str) -> Any:
 
 def unknown_key_error(where: str, key: str, valid: Sequence[str]) -> RecipeError:
     """The error for a misspelt key: names the closest valid key and lists all of them."""
-    close = difflib.get_close_matches(key, list(valid), n=1, cutoff=0.5)
+    close = difflib.get_close_matches(key[:100], list(valid), n=1, cutoff=0.5)
     hint = f"; did you mean {close[0]!r}?" if close else ""
     return RecipeError(
-        f"{where}: unknown key {key!r}{hint} (valid keys: {', '.join(valid) or 'none'})"
+        f"{where}: unknown key {short_repr(key)}{hint} (valid keys: {', '.join(valid) or 'none'})"
     )
 
 
@@ -401,7 +401,8 @@ def field_type(cls: type, path: Sequence[str], where: str) -> Any:
             kind = Any
         else:
             raise RecipeError(
-                f"{where}: {'.'.join(walked)} is a {type_name(kind)}, it has no key {key!r}"
+                f"{where}: {'.'.join(walked)} is a {type_name(kind)}, it has no key "
+                f"{short_repr(key)}"
             )
         walked.append(key)
     return kind
