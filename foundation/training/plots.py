@@ -135,6 +135,7 @@ def draw_metric(axis: Any, table: StudyTable, metric: str, *, legend: bool = Tru
     tops = [e["mean"] + e["std"] for _, _, e in entries if e.get("n")]
     ceiling = 1.6 * max(tops) if tops else 1.0
     limits = []
+    stacked: dict[int, int] = {}  # markers at the ceiling so far, per N
     for series in table:
         color = series_color(series)
         points = [(size, entry) for name, size, entry in entries if name == series]
@@ -153,11 +154,14 @@ def draw_metric(axis: Any, table: StudyTable, metric: str, *, legend: bool = Tru
         for size, entry in points:
             if not entry.get("infinite"):
                 continue
-            level = entry["mean"] if entry.get("n") else ceiling
+            level, x = entry["mean"], size
+            if not entry.get("n"):  # side by side at the ceiling, not on top of each other
+                level, x = ceiling, size * 1.05 ** stacked.get(size, 0)
+                stacked[size] = stacked.get(size, 0) + 1
             label = None if labelled else f"{mode_label(series)} (\u221e)"
             labelled = True
             axis.plot(
-                [size],
+                [x],
                 [level],
                 marker="^",
                 markersize=10,
@@ -168,7 +172,10 @@ def draw_metric(axis: Any, table: StudyTable, metric: str, *, legend: bool = Tru
             )
             limits.append((series, size))
     axis.set_xscale("log")
-    _plain_log_ticks(axis, "x", [size for _, size, _ in entries])
+    sizes = [size for _, size, _ in entries]
+    if sizes:  # a margin, so that one N is not a whole axis
+        axis.set_xlim(min(sizes) / 1.4, max(sizes) * 1.4)
+    _plain_log_ticks(axis, "x", sizes)
     if is_rejection(metric):
         axis.set_yscale("log")
         _plain_log_ticks(axis, "y")
