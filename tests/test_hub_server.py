@@ -40,7 +40,13 @@ import torch
 import yaml
 from conftest import cli, make_batch, make_model, outputs_equal, run_eval, save
 
-from foundation.hub import CHECKPOINTS_ENV, HubDownloadError, load_pretrained, push_to_hub
+from foundation.hub import (
+    CHECKPOINTS_ENV,
+    CheckpointError,
+    HubDownloadError,
+    load_pretrained,
+    push_to_hub,
+)
 
 
 @dataclass
@@ -564,7 +570,7 @@ def test_card_edits_on_the_hub_keep_loading(hub: FakeHub, tmp_path: Path):
 
 def test_push_refusals(hub: FakeHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """The server refuses a card with invalid metadata (the old `license: "Apache-2.0"`) and a
-    push without a token; nothing is committed."""
+    push without a token; a folder that does not verify is not sent. Nothing is committed."""
     from huggingface_hub.errors import HfHubHTTPError
 
     folder = save(make_model(), tmp_path / "pfn")
@@ -579,3 +585,9 @@ def test_push_refusals(hub: FakeHub, tmp_path: Path, monkeypatch: pytest.MonkeyP
     with pytest.raises(HfHubHTTPError, match=r"401|Invalid credentials"):
         push_to_hub(folder, "org/anonymous")
     assert "org/anonymous" not in hub.repos
+    monkeypatch.setenv("HF_TOKEN", hub.token)
+    hub.requests.clear()
+    (folder / "model.safetensors").write_bytes(b"corrupt")
+    with pytest.raises(CheckpointError, match=r"model.safetensors: sha256 mismatch"):
+        cli("hub", "push", str(folder), "org/corrupt")
+    assert hub.requests == []  # verified before anything is sent
