@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import psutil
 import pytest
 
 from foundation.cli import main
@@ -135,17 +134,39 @@ def test_batch_shard_jobs_in_parallel_equal_one_run(tmp_path: Path) -> None:
 
 
 # ---------------------------------------------------------------------------------- Ctrl-C
+def _pool_workers(parent: int) -> list[int]:
+    """Process ids of the multiprocessing workers started by ``parent`` (from /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            command = (entry / "cmdline").read_bytes()
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == parent and b"spawn_main" in command:
+            found.append(int(entry.name))
+    return found
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc (Linux)")
 def test_ctrl_c_ends_the_workers_without_a_traceback(tmp_path: Path) -> None:
     argv = ["simulate", "--process", "qcd", "--jets", "4000", "--shard-size", "2000"]
     process = foundation(*argv, "--workers", "2", "--out", str(tmp_path), start_new_session=True)
-    parent = psutil.Process(process.pid)
     deadline = time.monotonic() + 60
-    workers: list[psutil.Process] = []
+    workers: list[int] = []
     while len(workers) < 2 and time.monotonic() < deadline:
         time.sleep(0.2)
-        workers = [
-            p for p in parent.children(recursive=True) if "spawn_main" in " ".join(p.cmdline())
-        ]
+        workers = _pool_workers(process.pid)
     assert len(workers) == 2, "the pool did not start"
     time.sleep(3)  # the workers are in Pythia now
     os.killpg(process.pid, signal.SIGINT)  # what a terminal's Ctrl-C sends
@@ -153,8 +174,10 @@ def test_ctrl_c_ends_the_workers_without_a_traceback(tmp_path: Path) -> None:
     assert process.returncode == 130, err
     assert "Traceback" not in err
     assert "interrupted: 0 of 2 shards are finished and kept; rerun the same command" in err
-    psutil.wait_procs(workers, timeout=10)
-    assert not any(worker.is_running() and worker.status() != "zombie" for worker in workers)
+    deadline = time.monotonic() + 10
+    while any(_running(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(_running(pid) for pid in workers)
     assert not list(tmp_path.glob(".*.tmp-*"))
 
 
