@@ -52,10 +52,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--tolerance",
         type=_tolerance,
         default=DEFAULT_TOLERANCE,
-        help=f"largest accepted |ONNX - PyTorch| (default {DEFAULT_TOLERANCE:g})",
+        help="largest accepted |ONNX - PyTorch| / max(1, |PyTorch|) (default "
+        f"{DEFAULT_TOLERANCE:g})",
     )
     parser.add_argument(
         "--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset (default {DEFAULT_OPSET})"
+    )
+    parser.add_argument(
+        "--signature",
+        choices=("foundation", "weaver"),
+        default="foundation",
+        help="graph inputs/outputs: the project's (particles, mask, vectors, jet -> "
+        "{head}.{output}), or weaver's / CMSSW's (pf_points, pf_features, pf_vectors, pf_mask "
+        "channels first -> softmax, plus preprocess.json beside --onnx)",
+    )
+    parser.add_argument(
+        "--length",
+        type=int,
+        help="weaver signature: slots per jet written to preprocess.json (default: the "
+        "backbone's pool_slots, else 128)",
     )
     parser.add_argument("--overwrite", action="store_true", help="replace existing files")
     parser.set_defaults(func=run_export)
@@ -63,6 +78,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_export(args: argparse.Namespace) -> int:
     """Export, print the parity table; quantize on request."""
+    if args.signature == "weaver":
+        return _run_weaver_export(args)
     try:
         report = export_onnx(
             args.checkpoint,
@@ -88,4 +105,35 @@ def run_export(args: argparse.Namespace) -> int:
         print("largest |compressed - float32| on random jets (not gated; see compression_cost):")
         for name, difference in output_differences(args.onnx, out).items():
             print(f"  {name}: {difference:.2e}")
+    return 0
+
+
+def _run_weaver_export(args: argparse.Namespace) -> int:
+    """``--signature weaver``: the graph CMSSW runs and its preprocess.json."""
+    from foundation.export.weaver_signature import export_weaver_onnx
+
+    refused = [flag for flag, on in (("--embeddings-only", args.embeddings_only),
+                                     ("--quantize", args.quantize)) if on]  # fmt: skip
+    if refused:
+        print(
+            f"foundation export: error: {' and '.join(refused)} apply to the project's signature "
+            "only, not to --signature weaver",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        report = export_weaver_onnx(
+            args.checkpoint,
+            args.onnx,
+            head=args.heads,
+            length=args.length,
+            opset=args.opset,
+            tolerance=args.tolerance,
+            overwrite=args.overwrite,
+        )
+    except (ExportError, ValueError, KeyError) as error:
+        message = error.args[0] if isinstance(error, KeyError) and error.args else error
+        print(f"foundation export: error: {message}", file=sys.stderr)
+        return 1
+    print(report.summary())
     return 0

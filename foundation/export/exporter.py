@@ -115,6 +115,9 @@ def export_onnx(
     particle counts (0 included) and batch sizes and on ``batches``; on failure nothing is
     written.
 
+    For weaver's / CMSSW's signature (``pf_*`` inputs, ``softmax``, ``preprocess.json``) use
+    :func:`foundation.export.weaver_signature.export_weaver_onnx`.
+
     Args:
         model_or_checkpoint: a :class:`Model`, a checkpoint folder, a training run folder
             holding ``best/``, or a pretrained name.
@@ -123,7 +126,8 @@ def export_onnx(
         embeddings_only: export the heads alone, taking the backbone's embeddings.
         opset: ONNX opset (TorchScript-based exporter).
         parity: run the parity gate (leave on; off only for debugging).
-        tolerance: largest accepted absolute difference (default ``parity_config``'s, 1e-4).
+        tolerance: largest accepted ``|onnx - torch| / max(1, |torch|)`` (default
+            ``parity_config``'s, 1e-4): absolute below 1, relative above (large logits).
         parity_config: counts, batch sizes and seed of the random parity batches.
         batches: real batches to check parity on as well.
         feature_schema: the input schema (default: the model's, from its checkpoint).
