@@ -31,6 +31,11 @@ particlenet    1     505 / 575 (0.88x)          2,436 / 3,953 (0.62x)          6
 (59 real particles per jet on average at B = 256, trimmed to 100 slots: 41 % of the dense
 edges belong to padding; the B = 1 jet has 100 particles, so dense has no padding at all.)
 
+The same in process CPU seconds (both threads; less sensitive to the neighbours' load), with
+``--variants particlenet-s --clock cpu --out benchmarks/results/packed_graph_cpu_clock.json``:
+B = 256: eval 1,390 / 911 ms (1.52x), train 4,490 / 1,970 ms (2.28x); B = 1: eval
+8.2 / 32.2 ms (0.25x), train 72 / 79 ms (0.91x).
+
 Where to use which: the packed path pays on ragged batches, above all in training (2-3x: the
 backward of the dense gather and edge MLP over padded rows is the expensive part); the dense
 path stays the choice for single jets and small batches (no padding to skip, less overhead) and
