@@ -168,3 +168,11 @@ def test_files_and_simulate_conflict_says_how_to_switch_simulation_off(
     argv = ["finetune", "recipes/top_tagging.yaml", "--out", str(tmp_path / "run")]
     assert main([*argv, "--set", f'data.files=["{tmp_path}/a.root"]']) == 1
     assert "--set data.simulate=null" in capsys.readouterr().err
+
+
+def test_project_errors_print_one_line_and_bugs_keep_their_traceback() -> None:
+    from foundation.cli import is_expected
+    from foundation.export.errors import ExportError
+
+    assert is_expected(ExportError("graph refused")) and is_expected(FileNotFoundError("x"))
+    assert not is_expected(RuntimeError("a bug")) and not is_expected(TypeError("a bug"))

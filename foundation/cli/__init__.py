@@ -15,17 +15,15 @@ from collections.abc import Sequence
 from foundation import __version__
 from foundation.cli.commands import COMMANDS
 
-EXPECTED_ERRORS: tuple[type[BaseException], ...] = (
-    ValueError,
-    KeyError,
-    FileExistsError,
-    FileNotFoundError,
-    NotADirectoryError,
-    IsADirectoryError,
-    PermissionError,
-)
-"""Errors that carry a message for the user (the project's errors derive from these): printed
-as one line without a traceback."""
+EXPECTED_ERRORS: tuple[type[BaseException], ...] = (ValueError, KeyError, OSError)
+"""Errors that carry a message for the user (most of the project's derive from these; OSError
+covers missing files, a full disk, permissions): printed as one line without a traceback, like
+every error class of the project's own (e.g. ``ExportError``, a RuntimeError)."""
+
+
+def is_expected(error: BaseException) -> bool:
+    """Whether ``error`` is a message for the user rather than a bug to show with a traceback."""
+    return isinstance(error, EXPECTED_ERRORS) or type(error).__module__.startswith("foundation.")
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
@@ -60,6 +58,14 @@ def requested_command(argv: Sequence[str]) -> str | None:
     return None
 
 
+def interruption_message(interruption: KeyboardInterrupt) -> str:
+    """The interruption's own message (what was kept, how to continue), or a general one."""
+    return str(interruption) or (
+        "interrupted; rerun the same command to continue (finished work is kept; training runs "
+        "continue with --resume)"
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``foundation`` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -73,17 +79,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interruption:
         if args.debug:
             raise
-        print(
-            f"foundation {args.command}: interrupted; rerun the same command to continue "
-            "(finished work is kept; training runs continue with --resume)",
-            file=sys.stderr,
-        )
+        print(f"foundation {args.command}: {interruption_message(interruption)}", file=sys.stderr)
         return 130
-    except EXPECTED_ERRORS as error:
-        if args.debug:
+    except Exception as error:
+        if args.debug or not is_expected(error):
             raise
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         print(f"foundation {args.command}: error: {message}", file=sys.stderr)
