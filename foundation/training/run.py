@@ -328,5 +328,11 @@ def _train(
         write_json(paths.history, history.history)
         saver(paths.best, metrics)
         if recipe.output.plots:
-            plot_loss_curves(history.history, paths.plot, title=recipe.name)
+            plot_loss_curves(
+                history.history,
+                paths.plot,
+                title=recipe.name,
+                mode=recipe.finetune.mode if recipe.model.pretrained else "scratch",
+                lr=recipe.optimizer.lr,
+            )
     return RunResult(paths.root, metrics, paths.best, paths.last, delta)
