@@ -10,6 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from foundation.data.features import check_feature_fields
+from foundation.errors import DataError
 from foundation.hub.checkpoint import load_pretrained
 from foundation.hub.schema import FeatureSchema
 from foundation.model import Model
@@ -38,11 +40,23 @@ def base_reference(recipe: Recipe) -> str | None:
     return str(path.resolve()) if path.is_dir() else reference
 
 
-def check_inputs(base: Model, summary: DataSummary, source: str) -> None:
-    """The data's features are those the pretrained backbone was trained on, in order.
+def check_inputs(
+    base: Model, summary: DataSummary, source: str, allow_missing: bool = False
+) -> None:
+    """The data's features are those the pretrained backbone was trained on, in order, and the
+    data has the fields they are computed from.
+
+    Args:
+        base: the pretrained model.
+        summary: the prepared data.
+        source: ``model.pretrained``, for messages.
+        allow_missing: ``data.allow_missing_fields``: features whose fields the data lacks
+            (0 for every particle) give a :class:`~foundation.data.features.MissingFieldsWarning`
+            instead of an error.
 
     Raises:
-        RecipeError: they differ (the message lists how).
+        RecipeError: the features differ (the message lists how), or the data lacks the fields
+            of some (the message names them and the feature sets, i.e. backbones, that fit).
     """
     problems = base.check_feature_schema(list(summary.feature_names))
     jet_inputs = int(base.backbone.config.get("in_jet_features", 0) or 0)
@@ -58,6 +72,20 @@ def check_inputs(base: Model, summary: DataSummary, source: str) -> None:
             + "; ".join(problems)
             + " (set data.features to the checkpoint's feature names)"
         )
+    fields = summary.cache.particle_fields
+    if fields:  # caches written before fields were recorded have none: nothing to check
+        try:
+            check_feature_fields(
+                summary.feature_names,
+                fields,
+                f"data.cache {summary.cache.folder}",
+                allow_missing=allow_missing,
+            )
+        except DataError as error:
+            raise RecipeError(
+                f"model.pretrained {source!r}: {error}; to fine-tune anyway, set "
+                "data.allow_missing_fields: true"
+            ) from None
 
 
 def _backbone(recipe: Recipe, summary: DataSummary, base: Model | None) -> Model:
@@ -68,7 +96,7 @@ def _backbone(recipe: Recipe, summary: DataSummary, base: Model | None) -> Model
             **recipe.model.backbone_kwargs,
         }
         return Model.create(recipe.model.backbone or "", kwargs)
-    check_inputs(base, summary, recipe.model.pretrained or "")
+    check_inputs(base, summary, recipe.model.pretrained or "", recipe.data.allow_missing_fields)
     if recipe.finetune.mode == "scratch":
         return Model.create(base.backbone_name or "", dict(base.backbone.config))
     return base

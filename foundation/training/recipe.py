@@ -96,6 +96,13 @@ class DataConfig:
         default="full", metadata=_help("particle features: kin, kinpid, full, or a list of names")
     )
     max_particles: int = field(default=128, metadata=_help("particle slots per jet"))
+    allow_missing_fields: bool = field(
+        default=False,
+        metadata=_help(
+            "accept data lacking the fields some features come from (they become 0); by "
+            "default fine-tuning such data from a pretrained backbone is an error"
+        ),
+    )
     classes: list[str] | None = field(
         default=None,
         metadata=_help(
