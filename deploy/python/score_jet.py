@@ -2,7 +2,8 @@
 
 A documented consumer of ``foundation export`` graphs, without PyTorch or this library:
 
-    python deploy/python/score_jet.py model.onnx jet.txt [--json]
+    foundation export RUN --onnx model.onnx --example-jets data/top/*.root --example-count 5
+    python deploy/python/score_jet.py model.onnx model.jets/jet_000.txt [--json]
 
 It reads the graph's metadata (feature schema, inputs, label names), reads one jet from a text
 file, builds the padded inputs (batch of one, every slot real), runs ONNX Runtime and prints each
@@ -14,9 +15,24 @@ Jet file (text, ``#`` starts a comment)::
     f_1 ... f_F px py pz E     # N lines: features in the schema's order, then the 4-vector
     j_1 ... j_J                # one line, only when J > 0
 
-Features must already be normalised as the metadata's ``feature_schema.normalization`` says
+Features must already be computed and normalised as the metadata's ``feature_schema`` says
 (the consumer prints it); 4-vectors are in GeV. ``mask`` is a bool tensor (True = real). A jet
-may have no particles (``N = 0``).
+may have no particles (``N = 0``). The project writes such files from any jet file it reads
+(JetClass ROOT, TopLandscape HDF5, QG npz): ``foundation export ... --example-jets FILES``
+above (``model.jets/jet_000.txt`` ...), or ``foundation.export.jet_files.write_jet_files``.
+
+Un-normalized inputs are refused: a feature that the normalization clips (to ``[-clip, clip]``,
+or its own ``[clip_min, clip_max]``) can never lie outside that range after normalization, so
+such a value means raw features were written (exit 1, one line naming the file, the feature,
+the range and the value). Raw values that happen to lie inside the range cannot be told apart;
+write the files with the project to be sure.
+
+Why the graph does not normalize itself: its inputs are the computed features (log pT, Δη,
+impact parameters ...), not raw particles, so a consumer must compute them outside the graph
+anyway, and normalization is the last step of that computation (done in one place by the
+project, for training, evaluation and these files alike). The C++ consumer, CMSSW-style
+deployments and the export's parity gate all feed normalized features; a graph that normalized
+again would silently double-normalize for all of them.
 
 Before scoring, the graph's weights are checked against the sha256 written at export
 (``foundation.weights_sha256``: each initializer's serialized bytes, length-prefixed, read from
@@ -112,6 +128,100 @@ def _number(path: str | Path, line: int, text: str) -> float:
     if not np.isfinite(value):
         raise ValueError(f"{path}: line {line}: expected a finite number, found {text!r}")
     return value
+
+
+MAKE_INPUTS = (
+    "write normalized jets with 'foundation export CHECKPOINT --onnx model.onnx --example-jets "
+    "FILES' (model.jets/jet_000.txt ...) or foundation.export.jet_files.write_jet_files"
+)
+
+
+def clip_ranges(
+    schema: object,
+) -> tuple[dict[str, tuple[float, float]], dict[str, tuple[float, float]]]:
+    """The ``[low, high]`` each clipped feature lies in after normalization, by feature name.
+
+    Reads the metadata's ``feature_schema.normalization``: ``{"particles": N, "jet": N}`` or one
+    ``N`` (particle features), ``N`` being ``Normalizer.to_dict()`` (``names``, ``clip`` or
+    per-feature ``clip_min`` / ``clip_max``, None an open side); per-feature ``{mean, std}``
+    entries do not clip. Features without a bound are left out.
+
+    Returns:
+        ``(particle ranges, jet ranges)``.
+    """
+    data = schema.get("normalization") if isinstance(schema, dict) else None
+    if not isinstance(data, dict) or not data:
+        return {}, {}
+    if {"names", "center", "scale"} <= set(data):
+        return _ranges(data), {}
+    return _ranges(data.get("particles", data.get("particle"))), _ranges(data.get("jet"))
+
+
+def _ranges(entry: object) -> dict[str, tuple[float, float]]:
+    if not isinstance(entry, dict) or not isinstance(entry.get("names"), list):
+        return {}
+    names = entry["names"]
+    low, high = entry.get("clip_min"), entry.get("clip_max")
+    if isinstance(low, list) and isinstance(high, list):
+        pairs = [
+            (-np.inf if a is None else float(a), np.inf if b is None else float(b))
+            for a, b in zip(low, high, strict=False)
+        ]
+    elif isinstance(entry.get("clip"), (int, float)):
+        pairs = [(-float(entry["clip"]), float(entry["clip"]))] * len(names)
+    else:
+        return {}
+    return {
+        str(name): pair
+        for name, pair in zip(names, pairs, strict=False)
+        if np.isfinite(pair[0]) or np.isfinite(pair[1])
+    }
+
+
+def check_inputs(path: str | Path, particles: np.ndarray, jet: np.ndarray, schema: object) -> None:
+    """Refuse a jet whose widths differ from the schema or whose values the normalization
+    cannot produce (a clipped feature outside its clip range).
+
+    Raises:
+        ValueError: one line naming the file, the feature, the expectation and the value.
+
+    Shapes:
+        - particles: ``[N, F]``; jet: ``[J]``
+    """
+    if not isinstance(schema, dict):
+        return
+    for label, names, found in (
+        ("particle features", schema.get("particle_features") or [], particles.shape[1]),
+        ("jet inputs", schema.get("jet_features") or [], len(jet)),
+    ):
+        if names and found != len(names):
+            raise ValueError(
+                f"{path}: {found} {label}, the model takes {len(names)}: {', '.join(names)}"
+            )
+    particle_ranges, jet_ranges = clip_ranges(schema)
+    columns = [
+        ("particle feature", name, particles[:, i], particle_ranges.get(name))
+        for i, name in enumerate(schema.get("particle_features") or [])
+    ] + [
+        ("jet input", name, jet[i : i + 1], jet_ranges.get(name))
+        for i, name in enumerate(schema.get("jet_features") or [])
+    ]
+    for what, name, values, bounds in columns:
+        row = None if bounds is None else _first_outside(values, *bounds)
+        if row is not None:
+            where = f" of particle {row + 1}" if what.startswith("particle") else ""
+            raise ValueError(
+                f"{path}: {what} {name!r}{where} is {values[row]:.6g}, outside [{bounds[0]:g}, "
+                f"{bounds[1]:g}], the range its normalization clips to: the file holds "
+                f"un-normalized features; {MAKE_INPUTS}"
+            )
+
+
+def _first_outside(values: np.ndarray, low: float, high: float) -> int | None:
+    """The first index of ``values`` outside ``[low, high]`` (with float32 rounding slack)."""
+    slack = 1e-6 * max([1.0] + [abs(bound) for bound in (low, high) if np.isfinite(bound)])
+    outside = np.flatnonzero((values < low - slack) | (values > high + slack))
+    return int(outside[0]) if len(outside) else None
 
 
 # ------------------------------------------------------------------------- weights check
@@ -256,14 +366,7 @@ def _run(args: argparse.Namespace) -> int:
     info = metadata(session)
     particles, vectors, jet = read_jet(args.jet)
     schema = info.get("feature_schema") or {}
-    expected = len(schema.get("particle_features", [])) if isinstance(schema, dict) else None
-    if expected and particles.shape[1] != expected:
-        print(
-            f"error: {args.jet}: {particles.shape[1]} particle features, the model takes "
-            f"{expected}: {', '.join(schema['particle_features'])}",
-            file=sys.stderr,
-        )
-        return 1
+    check_inputs(args.jet, particles, jet, schema)
     outputs = score(session, particles, vectors, jet)
     if args.json:
         print(json.dumps({name: value.tolist() for name, value in outputs.items()}))

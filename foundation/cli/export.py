@@ -72,14 +72,37 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="weaver signature: slots per jet written to preprocess.json (default: the "
         "backbone's pool_slots, else 128)",
     )
+    parser.add_argument(
+        "--example-jets",
+        nargs="+",
+        metavar="FILE",
+        help="also write the first --example-count jets of these files (JetClass ROOT, "
+        "TopLandscape HDF5, QG npz; globs allowed) as inputs of deploy/python/score_jet.py, "
+        "features computed and normalized as the checkpoint says: model.jets/jet_000.txt ... "
+        "next to --onnx",
+    )
+    parser.add_argument(
+        "--example-count",
+        type=int,
+        default=5,
+        help="how many jets --example-jets writes (default 5)",
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace existing files")
     parser.set_defaults(func=run_export)
 
 
 def run_export(args: argparse.Namespace) -> int:
-    """Export, print the parity table; quantize on request."""
+    """Export, print the parity table; quantize and write example jets on request."""
     if args.signature == "weaver":
         return _run_weaver_export(args)
+    if args.example_jets and args.embeddings_only:
+        print(
+            "foundation export: error: --example-jets writes jets for a graph that takes jets, "
+            "not for --embeddings-only",
+            file=sys.stderr,
+        )
+        return 2
+    examples = _read_examples(args) if args.example_jets else None
     try:
         report = export_onnx(
             args.checkpoint,
@@ -105,7 +128,36 @@ def run_export(args: argparse.Namespace) -> int:
         print("largest |compressed - float32| on random jets (not gated; see compression_cost):")
         for name, difference in output_differences(args.onnx, out).items():
             print(f"  {name}: {difference:.2e}")
+    if examples is not None:
+        _write_examples(args, examples)
     return 0
+
+
+def _read_examples(args: argparse.Namespace) -> list:
+    """``--example-jets``: refuse an existing output folder and read the jets before exporting.
+
+    Raises:
+        OutputExistsError, DataError, ValueError: printed as one line by the CLI.
+    """
+    from foundation.export.jet_files import check_target, first_jets, jet_files_folder
+
+    check_target(jet_files_folder(args.onnx), args.overwrite)
+    return first_jets(args.example_jets, args.example_count)
+
+
+def _write_examples(args: argparse.Namespace, examples: list) -> None:
+    """Write the jets read by :func:`_read_examples` next to the exported graph."""
+    from foundation.export import jet_files
+    from foundation.export.source import resolve_source
+
+    model = resolve_source(args.checkpoint).model
+    jet_files.check_onnx_schema(model, args.onnx)
+    folder = jet_files.jet_files_folder(args.onnx)
+    files = jet_files.write_selected_jets(examples, model, folder, overwrite=args.overwrite)
+    print(
+        f"wrote {len(files)} jet files to {folder}/ (score one: python "
+        f"deploy/python/score_jet.py {args.onnx} {files[0]})"
+    )
 
 
 def _run_weaver_export(args: argparse.Namespace) -> int:
@@ -113,7 +165,8 @@ def _run_weaver_export(args: argparse.Namespace) -> int:
     from foundation.export.weaver_signature import export_weaver_onnx
 
     refused = [flag for flag, on in (("--embeddings-only", args.embeddings_only),
-                                     ("--quantize", args.quantize)) if on]  # fmt: skip
+                                     ("--quantize", args.quantize),
+                                     ("--example-jets", args.example_jets)) if on]  # fmt: skip
     if refused:
         print(
             f"foundation export: error: {' and '.join(refused)} apply to the project's signature "
