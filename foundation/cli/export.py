@@ -5,11 +5,15 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from foundation.export.errors import ExportError
 from foundation.export.exporter import DEFAULT_OPSET, export_onnx
 from foundation.export.parity import DEFAULT_TOLERANCE, check_tolerance
 from foundation.export.quantization import MODES, compressed_path, output_differences, quantize
+
+if TYPE_CHECKING:
+    from foundation.data.records import JetRecords
 
 
 def _tolerance(text: str) -> float:
@@ -133,7 +137,7 @@ def run_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _read_examples(args: argparse.Namespace) -> list:
+def _read_examples(args: argparse.Namespace) -> list[tuple[JetRecords, str]]:
     """``--example-jets``: refuse an existing output folder and read the jets before exporting.
 
     Raises:
@@ -145,7 +149,7 @@ def _read_examples(args: argparse.Namespace) -> list:
     return first_jets(args.example_jets, args.example_count)
 
 
-def _write_examples(args: argparse.Namespace, examples: list) -> None:
+def _write_examples(args: argparse.Namespace, examples: list[tuple[JetRecords, str]]) -> None:
     """Write the jets read by :func:`_read_examples` next to the exported graph."""
     from foundation.export import jet_files
     from foundation.export.source import resolve_source

@@ -60,19 +60,22 @@ def first_jets(jets: JetSource, count: int) -> list[tuple[JetRecords, str]]:
     """
     if count < 1:
         raise ValueError(f"example jets: count must be >= 1, found {count}")
-    parts = [(jets, "")] if isinstance(jets, JetRecords) else None
+    if isinstance(jets, JetRecords):
+        names, sources = "records", iter([(jets, "records")])
+    else:
+        files = expand_paths(jets)
+        names = ", ".join(str(file) for file in files)
+        sources = ((read_file(file), str(file)) for file in files)
     found: list[tuple[JetRecords, str]] = []
-    files = expand_paths(jets) if parts is None else []
-    for records, path in parts or ((read_file(file), str(file)) for file in files):
+    for records, source in sources:
         for index in range(min(len(records), count - len(found))):
             jet = records.select([index])
-            label = records.label_names[int(jet.labels[0])] if len(records.label_names) else "?"
-            where = f"{path}, jet {index}" if path else f"records, jet {index}"
-            found.append((jet, f"# source: {where}, label {label}, {int(jet.counts[0])} particles"))
+            label = records.label_names[int(jet.labels[0])] if records.label_names else "?"
+            particles = int(jet.counts[0])
+            found.append((jet, f"# source: {source}, jet {index}, {label}, {particles} particles"))
         if len(found) >= count:
             break
     if not found:
-        names = "records" if parts else ", ".join(str(file) for file in files)
         raise DataError(names, "jets", "at least one jet", "none")
     return found
 
