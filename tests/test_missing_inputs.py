@@ -107,7 +107,9 @@ def test_a_kin_backbone_fine_tunes_on_four_vectors(top_file: Path, tmp_path: Pat
 
 
 def test_the_flag_leaves_cache_folders_and_stored_recipes_alone(tmp_path: Path) -> None:
-    from foundation.training.recipe import Recipe, load_recipe, save_recipe
+    from foundation.training.recipe import load_recipe, save_recipe
+    from foundation.training.run import _check_resume
+    from foundation.training.run_folder import RunPaths
     from foundation.training.sources import cache_folder
 
     data = {"files": [str(tmp_path / "top.h5")], "features": "kin"}
@@ -117,9 +119,14 @@ def test_the_flag_leaves_cache_folders_and_stored_recipes_alone(tmp_path: Path) 
         {"name": "r", "data": {**data, "allow_missing_fields": True}, "model": model}
     )
     assert cache_folder(plain.data) == cache_folder(flagged.data)  # the same cached arrays
-    path = tmp_path / "recipe.yaml"
-    save_recipe(plain, path)
-    older = path.read_text().replace("  allow_missing_fields: false\n", "")
-    assert older != path.read_text()
-    path.write_text(older)  # a recipe.yaml written before the field existed
-    assert load_recipe(path) == plain and isinstance(plain, Recipe)
+    # runs and studies saved before the key existed still match a recipe that leaves it out
+    assert "allow_missing_fields" not in plain.to_dict()["data"]
+    assert flagged.to_dict()["data"]["allow_missing_fields"] is True
+    paths = RunPaths(tmp_path / "run")
+    paths.root.mkdir()
+    save_recipe(plain, paths.recipe)
+    assert "allow_missing_fields" not in paths.recipe.read_text()
+    assert load_recipe(paths.recipe) == plain
+    _check_resume(paths, plain)  # an older run resumes
+    with pytest.raises(RecipeError, match=r"data\.allow_missing_fields"):
+        _check_resume(paths, flagged)  # switching it on is a change

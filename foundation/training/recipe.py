@@ -133,6 +133,10 @@ class DataConfig:
     )
 
 
+OMITTED_DEFAULTS: tuple[tuple[str, str, Any], ...] = (("data", "allow_missing_fields", False),)
+"""``(section, key, default)`` that :meth:`Recipe.to_dict` leaves out at the default."""
+
+
 @dataclass(frozen=True)
 class HeadConfig:
     """One task head on the backbone."""
@@ -295,8 +299,17 @@ class Recipe:
         return Path(self.output.folder or f"runs/{self.name}")
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain data (lists and dicts), as written to ``recipe.yaml``."""
-        return to_plain(self)
+        """Plain data (lists and dicts), as written to ``recipe.yaml``.
+
+        Keys added after runs were first saved are left out while at their default
+        (:data:`OMITTED_DEFAULTS`): a run or study saved before them still matches its recipe
+        (``--resume``, study reuse compare the saved dict with this one).
+        """
+        data = to_plain(self)
+        for section, key, default in OMITTED_DEFAULTS:
+            if key in data.get(section, {}) and data[section][key] == default:
+                del data[section][key]
+        return data
 
     def with_overrides(self, overrides: Sequence[str]) -> Recipe:
         """A copy with ``section.key=value`` overrides applied (and checked)."""
