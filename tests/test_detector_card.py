@@ -277,3 +277,29 @@ def test_deta_sign_flip_and_constituent_filter() -> None:
         kept_constituents(px, py, pz, conventions), [True, False, False, False]
     )
     assert kept_constituents(px, py, pz, load_card("default").output).all()
+
+
+def test_jetclass_card_shards_follow_the_ntupliser(tmp_path: Path) -> None:
+    import awkward as ak
+    import uproot
+
+    from foundation.simulation.processes import resolve_processes
+    from foundation.simulation.runner import plan_shards, run_shards
+
+    card = load_card("jetclass")
+    specs = plan_shards(resolve_processes("tbqq"), 3, tmp_path, seed=9, card=card, shard_size=3)
+    run_shards(specs, show_progress=False)
+    with uproot.open(specs[0].path) as file:
+        jets = file["tree"].arrays()
+    pt = np.hypot(jets["part_px"], jets["part_py"])
+    eta = np.arcsinh(jets["part_pz"] / pt)
+    sign = np.where(jets["jet_eta"] > 0, 1.0, -1.0)
+    assert ak.all(abs(jets["part_deta"] - sign * (eta - jets["jet_eta"])) < 1e-4)
+    assert ak.all(pt > 0) and ak.all(abs(eta) <= 5)
+    assert np.all(np.asarray(ak.num(jets["part_px"])) == np.asarray(jets["jet_nparticles"]))
+    charged = jets["part_charge"] != 0
+    assert ak.all(jets["part_d0err"][~charged] == 0)
+    assert ak.all((jets["part_isChargedHadron"] == 0) | charged)
+    errors = set(np.asarray(card.impact_parameters.d0_resolution).ravel().tolist()) | {0.0}
+    found = np.asarray(ak.flatten(jets["part_d0err"][charged]), dtype=np.float64)
+    assert all(min(abs(e - v) for v in errors) < 1e-6 for e in found)
