@@ -22,10 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from foundation.errors import OutputExistsError
+from foundation.training.modes import HEADLINE
 
 DEFAULT_BACKBONE = "jetformer-tiny.sim300k"
 """The shipped checkpoint the quickstart fine-tunes (see ``foundation hub list``)."""
-MODES: tuple[str, ...] = ("frozen", "full", "scratch")
+MODES: tuple[str, ...] = HEADLINE
 LR_GRID: dict[str, tuple[float, ...]] = {
     "frozen": (1e-3, 3e-3),
     "full": (2e-4, 1e-3),
@@ -283,15 +284,12 @@ def _minutes(seconds: float) -> str:
 
 def format_rows(rows: list[dict[str, Any]]) -> str:
     """The comparison as a Markdown table."""
+    from foundation.evaluation.labels import mode_label
+
     lines = [
         "| backbone | labelled jets | learning rate | test jets | ROC AUC | 1/εB at εS = 0.3 |",
         "| --- | ---: | ---: | ---: | ---: | ---: |",
     ]
-    names = {
-        "frozen": "pretrained, frozen",
-        "full": "pretrained, fine-tuned",
-        "scratch": "from scratch",
-    }
     for row in rows:
         rejection = row["rejection_at_0.3"]
         # No test background jet passes: the rejection is only bounded by the sample size.
@@ -299,7 +297,7 @@ def format_rows(rows: list[dict[str, Any]]) -> str:
             f"{rejection:.1f}" if math.isfinite(rejection) else f"> {row['test_background_jets']}"
         )
         lines.append(
-            f"| {names.get(row['mode'], row['mode'])} | {row['train_jets']} | {row['lr']:g} "
+            f"| {mode_label(row['mode'])} | {row['train_jets']} | {row['lr']:g} "
             f"| {row['test_jets']} "
             f"| {row['roc_auc']:.4f} | {shown} |"
         )

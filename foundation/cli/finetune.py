@@ -6,8 +6,7 @@ import argparse
 import sys
 
 from foundation.cli._recipe_args import add_recipe_arguments, load_recipe_arguments, run_training
-
-MODES = ("frozen", "linear", "full", "lwld", "unfreeze", "lora", "scratch")
+from foundation.training.modes import MODES, mode_names
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -16,11 +15,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "finetune",
         help="fine-tune a pretrained backbone from a recipe (recipes/top_tagging.yaml...)",
         description=(
-            "Fine-tune the heads of a recipe on its pretrained backbone: frozen (MLP probe), "
-            "linear (linear probe), full, lwld (layer-wise LR decay), unfreeze (gradual, top "
-            "down), lora (low-rank adapters), or scratch (same architecture, fresh weights). "
-            "Frozen and LoRA fine-tunes are saved as delta checkpoints (heads + adapters) "
-            "naming their base."
+            "Fine-tune the heads of a recipe on its pretrained backbone: "
+            + "; ".join(f"{mode.name} ({mode.summary})" for mode in MODES.values())
+            + ". "
+            + ", ".join(mode_names(saves_delta=True))
+            + " fine-tunes are saved as delta checkpoints (heads + adapters) naming their base."
         ),
     )
     add_recipe_arguments(parser)
@@ -31,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="N",
         help="labelled training jets (stratified, seeded subsample; data.train_size)",
     )
-    parser.add_argument("--mode", choices=MODES, default=None, help="finetune.mode")
+    parser.add_argument("--mode", choices=list(MODES), default=None, help="finetune.mode")
     parser.add_argument(
         "--pretrained", default=None, help="pretrained checkpoint (model.pretrained)"
     )

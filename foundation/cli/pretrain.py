@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from foundation.cli._recipe_args import add_recipe_arguments, load_recipe_arguments, run_training
+from foundation.training.modes import get_mode
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -30,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     recipe = load_recipe_arguments(args)
     if recipe is None:
         return 0
-    if recipe.finetune.mode not in ("full", "scratch"):
+    if not get_mode(recipe.finetune.mode).pretraining:
         raise ValueError(
             f"{args.recipe}: finetune.mode={recipe.finetune.mode!r} is a fine-tuning mode; use "
             "`foundation finetune` (pretraining trains the whole backbone: mode full)"

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from foundation.cli._recipe_args import add_recipe_arguments, load_recipe_arguments
+from foundation.training.modes import HEADLINE
 
 
 def _int_list(text: str) -> list[int]:
@@ -63,8 +64,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     efficiency.add_argument(
         "--modes",
         type=_names,
-        default=["frozen", "full", "scratch"],
-        help="modes, comma-separated (default frozen,full,scratch)",
+        default=list(HEADLINE),
+        help=f"modes, comma-separated (default {','.join(HEADLINE)})",
     )
     efficiency.add_argument(
         "--lr-grid",

@@ -9,14 +9,10 @@ from __future__ import annotations
 
 import re
 
+from foundation.training.modes import MODES
+
 MODE_LABELS: dict[str, str] = {
-    "frozen": "pretrained, frozen",
-    "linear": "pretrained, linear probe",
-    "full": "pretrained, fine-tuned",
-    "lwld": "pretrained, fine-tuned (layer-wise lr decay)",
-    "unfreeze": "pretrained, gradual unfreezing",
-    "lora": "pretrained, LoRA",
-    "scratch": "from scratch",
+    **{name: mode.label for name, mode in MODES.items()},
     "gbt": "gradient-boosted trees",
 }
 """Study and fine-tuning modes as the README's tables name them."""

@@ -16,6 +16,7 @@ from foundation.hub.checkpoint import load_pretrained
 from foundation.hub.schema import FeatureSchema
 from foundation.model import Model
 from foundation.training.datamodule import DataSummary
+from foundation.training.modes import get_mode
 from foundation.training.recipe import Recipe
 from foundation.training.typed import RecipeError
 
@@ -97,7 +98,7 @@ def _backbone(recipe: Recipe, summary: DataSummary, base: Model | None) -> Model
         }
         return Model.create(recipe.model.backbone or "", kwargs)
     check_inputs(base, summary, recipe.model.pretrained or "", recipe.data.allow_missing_fields)
-    if recipe.finetune.mode == "scratch":
+    if get_mode(recipe.finetune.mode).fresh_weights:
         return Model.create(base.backbone_name or "", dict(base.backbone.config))
     return base
 
@@ -111,7 +112,7 @@ def head_arguments(
         arguments.setdefault("label_names", list(summary.label_names))
     if head_type == "masked_particle":
         arguments.setdefault("feature_names", list(summary.feature_names))
-    if recipe.finetune.mode == "linear" and "hidden" in _accepted(head_type):
+    if get_mode(recipe.finetune.mode).linear_heads and "hidden" in _accepted(head_type):
         arguments["hidden"] = []
     return arguments
 

@@ -17,30 +17,32 @@ from __future__ import annotations
 from foundation.extras import requires_extra
 from foundation.model import Model
 from foundation.training.lora import ADAPTER_NAME, lora_parameters
+from foundation.training.modes import get_mode, mode_names
 from foundation.training.recipe import FinetuneConfig, Recipe
 
 with requires_extra("train"):
     import lightning as L
 
-FROZEN_MODES = frozenset({"frozen", "linear", "lora"})
+FROZEN_MODES = frozenset(mode_names(freezes_backbone=True))
 """Modes that leave the pretrained backbone's weights unchanged."""
 
 
 def apply_mode(model: Model, config: FinetuneConfig) -> None:
     """Freeze, adapt or leave the backbone as ``config.mode`` says (heads always train)."""
-    if config.mode in ("frozen", "linear"):
-        model.freeze_backbone(True)
-    elif config.mode == "lora":
+    mode = get_mode(config.mode)
+    if mode.lora:
         model.add_adapter(
             ADAPTER_NAME,
             rank=config.lora_rank,
             alpha=config.lora_alpha,
             targets=list(config.lora_targets),
         )
+    if mode.freezes_backbone:
         model.freeze_backbone(True)
+    if mode.lora:  # after freezing: the adapters train
         for parameter in lora_parameters(model.backbone):
             parameter.requires_grad_(True)
-    elif config.mode == "unfreeze":
+    if mode.gradual_unfreezing:
         set_unfrozen_groups(model, 0)
 
 
@@ -77,8 +79,9 @@ class GradualUnfreezing(L.Callback):
 
 def saves_delta(recipe: Recipe) -> bool:
     """Whether the run's checkpoints are deltas on ``model.pretrained``."""
-    if recipe.model.pretrained is None or recipe.finetune.mode == "scratch":
+    mode = get_mode(recipe.finetune.mode)
+    if recipe.model.pretrained is None or mode.fresh_weights:
         return False
     if recipe.finetune.delta is not None:
         return recipe.finetune.delta
-    return recipe.finetune.mode in FROZEN_MODES
+    return mode.saves_delta

@@ -29,6 +29,7 @@ import torch
 from foundation.data.batch import JetBatch
 from foundation.extras import requires_extra
 from foundation.model import Model
+from foundation.training.modes import get_mode
 from foundation.training.optim import build_optimizer, build_schedule, parameter_groups
 from foundation.training.recipe import Recipe
 from heads.masked_particle import mask_particles
@@ -206,7 +207,7 @@ class TrainingModule(L.LightningModule):
             self.model,
             recipe.finetune,
             recipe.optimizer,
-            include_frozen=recipe.finetune.mode == "unfreeze",
+            include_frozen=get_mode(recipe.finetune.mode).gradual_unfreezing,
         )
         optimizer = build_optimizer(groups, recipe.optimizer)
         total = self.total_steps or int(self.trainer.estimated_stepping_batches)

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from foundation.model import Model
+from foundation.training.modes import get_mode
 from foundation.training.recipe import FinetuneConfig, OptimizerConfig
 
 
@@ -62,10 +63,11 @@ def parameter_groups(
 
     head_params = [(n, p) for n, p in model.heads.named_parameters() if wanted(p)]
     # From scratch nothing pretrained is protected: heads and backbone share the rate.
-    head_lr = lr if finetune.mode == "scratch" else lr * finetune.head_lr_multiplier
+    mode = get_mode(finetune.mode)
+    head_lr = lr * finetune.head_lr_multiplier if mode.head_lr_multiplier else lr
     groups = _split_decay(head_params, head_lr, weight_decay, "heads")
     backbone_params = [(n, p) for n, p in model.backbone.named_parameters() if wanted(p)]
-    if finetune.mode != "lwld":
+    if not mode.layer_decay:
         return groups + _split_decay(backbone_params, lr, weight_decay, "backbone")
     layers = model.backbone.layer_groups()
     count = len(layers)

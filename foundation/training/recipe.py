@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 import yaml
 
+from foundation.training.modes import ModeName, get_mode
 from foundation.training.typed import (
     RecipeError,
     apply_overrides,
@@ -33,8 +34,8 @@ MAX_PARTICLES = 4096
 LR_RANGE = (1e-12, 10.0)
 """Learning rates outside this range are refused (they cannot train; ``1e308`` overflows)."""
 
-FinetuneMode = Literal["full", "frozen", "linear", "lwld", "unfreeze", "lora", "scratch"]
-"""How the backbone is trained (see :class:`FinetuneConfig`)."""
+FinetuneMode = ModeName
+"""How the backbone is trained (see :mod:`foundation.training.modes`)."""
 
 
 def _help(text: str) -> dict[str, str]:
@@ -396,7 +397,8 @@ def check_recipe(recipe: Recipe, source: str = "recipe") -> None:
             f"{source}: optimizer.lr: expected a learning rate in [{low:g}, {high:g}], found "
             f"{recipe.optimizer.lr}"
         )
-    if recipe.finetune.mode != "scratch":
+    mode = get_mode(recipe.finetune.mode)
+    if mode.head_lr_multiplier:
         head_lr = recipe.optimizer.lr * recipe.finetune.head_lr_multiplier
         if not low <= head_lr <= high:
             raise RecipeError(
@@ -429,8 +431,7 @@ def check_recipe(recipe: Recipe, source: str = "recipe") -> None:
         )
     if recipe.trainer.max_epochs < 1 and recipe.trainer.max_steps < 1:
         raise RecipeError(f"{source}: trainer: max_epochs or max_steps must be positive")
-    needs_pretrained = recipe.finetune.mode in ("frozen", "linear", "lwld", "unfreeze", "lora")
-    if needs_pretrained and model.pretrained is None:
+    if mode.needs_pretrained and model.pretrained is None:
         raise RecipeError(
             f"{source}: finetune.mode={recipe.finetune.mode!r} needs model.pretrained (a "
             "checkpoint to fine-tune); use mode 'full' to train a new backbone"

@@ -27,6 +27,7 @@ from foundation.training.callbacks import CheckpointAtMaxSteps, ExportBest, Loss
 from foundation.training.datamodule import DataSummary, JetDataModule
 from foundation.training.engine import build_trainer, check_checkpoint, last_checkpoint
 from foundation.training.finetune import GradualUnfreezing, apply_mode, saves_delta
+from foundation.training.modes import SCRATCH, get_mode
 from foundation.training.module import TrainingModule
 from foundation.training.plots import plot_loss_curves
 from foundation.training.recipe import Recipe, save_recipe
@@ -303,7 +304,7 @@ def _train(
         CheckpointAtMaxSteps(paths.last_ckpt),
         *callbacks,
     ]
-    if recipe.finetune.mode == "unfreeze":
+    if get_mode(recipe.finetune.mode).gradual_unfreezing:
         run_callbacks.append(GradualUnfreezing(recipe.finetune.unfreeze_every))
     config = recipe.trainer if progress else replace(recipe.trainer, progress_bar=False)
     trainer = build_trainer(config, paths, run_callbacks)
@@ -332,7 +333,7 @@ def _train(
                 history.history,
                 paths.plot,
                 title=recipe.name,
-                mode=recipe.finetune.mode if recipe.model.pretrained else "scratch",
+                mode=recipe.finetune.mode if recipe.model.pretrained else SCRATCH.name,
                 lr=recipe.optimizer.lr,
             )
     return RunResult(paths.root, metrics, paths.best, paths.last, delta)

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from foundation.errors import OutputExistsError
+from foundation.training.modes import HEADLINE, MODES
 from foundation.training.plots import (  # noqa: F401 - draw_metric: the benchmarks' import
     companion_rejection,
     draw_metric,
@@ -43,16 +44,7 @@ if TYPE_CHECKING:
     from foundation.model import Model
     from foundation.training.datamodule import JetDataModule
 
-STUDY_MODES: tuple[str, ...] = (
-    "frozen",
-    "linear",
-    "full",
-    "lwld",
-    "unfreeze",
-    "lora",
-    "scratch",
-    "gbt",
-)
+STUDY_MODES: tuple[str, ...] = (*MODES, "gbt")
 """Modes a study can compare (``scratch``: the pretrained architecture with fresh weights;
 ``gbt``: gradient-boosted trees on the same labelled and test jets, for every head but masked
 particles; see :func:`foundation.baselines.on_recipe.gbt_on_recipe`)."""
@@ -344,7 +336,7 @@ def data_efficiency(
     recipe: Recipe,
     sizes: Sequence[int],
     seeds: int,
-    modes: Sequence[str] = ("frozen", "full", "scratch"),
+    modes: Sequence[str] = HEADLINE,
     out: str | Path | None = None,
     overwrite: bool = False,
     lr_grid: Mapping[str, Sequence[float]] | None = None,
