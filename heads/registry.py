@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import importlib
-import re
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from foundation.registry import Registry
 from heads.base import Head
 
 _HeadT = TypeVar("_HeadT", bound=type[Head])
-
-_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
-_HEADS: dict[str, type[Head]] = {}
 
 BUILTIN_HEAD_MODULES: tuple[str, ...] = (
     "heads.jet_classification",
@@ -22,6 +18,11 @@ BUILTIN_HEAD_MODULES: tuple[str, ...] = (
     "heads.masked_particle",
 )
 """Modules that register the built-in heads; imported on first use of the registry."""
+
+HEADS: Registry[type[Head]] = Registry(
+    "head", example="jet_classification", builtin_modules=BUILTIN_HEAD_MODULES
+)
+"""Head classes by name."""
 
 
 def register_head(name: str) -> Callable[[_HeadT], _HeadT]:
@@ -37,50 +38,35 @@ def register_head(name: str) -> Callable[[_HeadT], _HeadT]:
         ValueError: the name is malformed or already registered.
         TypeError: the decorated object is not a Head subclass.
     """
-    if not isinstance(name, str) or not _NAME_PATTERN.match(name):
-        raise ValueError(
-            f"head name {name!r} is malformed: expected lower-case letters, digits and '_', "
-            "starting with a letter (e.g. 'jet_classification')"
-        )
+    HEADS.check_name(name)
 
     def decorator(cls: _HeadT) -> _HeadT:
         if not (isinstance(cls, type) and issubclass(cls, Head)):
             raise TypeError(f"@register_head({name!r}) expects a Head subclass, found {cls!r}")
-        if name in _HEADS:
-            raise ValueError(f"head {name!r} is already registered by {_HEADS[name]!r}")
         if cls.level not in ("jet", "particle", "pair"):
             raise ValueError(
                 f"head {name!r}: level must be 'jet', 'particle' or 'pair', found {cls.level!r}"
             )
+        HEADS.add(name, cls)
         cls.head_type = name
-        _HEADS[name] = cls
         return cls
 
     return decorator
 
 
-def _load_builtin_heads() -> None:
-    """Import the modules that register the built-in heads (idempotent)."""
-    for module in BUILTIN_HEAD_MODULES:
-        importlib.import_module(module)
-
-
 def list_heads() -> list[str]:
     """Names of every registered head, sorted."""
-    _load_builtin_heads()
-    return sorted(_HEADS)
+    return HEADS.names()
 
 
 def get_head_class(name: str) -> type[Head]:
     """The class registered under ``name``.
 
     Raises:
-        KeyError: the name is not registered (the message lists the registered names).
+        KeyError: the name is not registered (the message lists the registered names and the
+            closest one).
     """
-    _load_builtin_heads()
-    if name not in _HEADS:
-        raise KeyError(f"unknown head {name!r}; registered heads: {', '.join(sorted(_HEADS))}")
-    return _HEADS[name]
+    return HEADS.get(name)
 
 
 def create_head(name: str, **kwargs: Any) -> Head:

@@ -10,17 +10,23 @@ fine-tuned delta checkpoint stores them next to its heads.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
+
+from foundation.registry import Registry
 
 if TYPE_CHECKING:
     from foundation.model import Model
 
 AdapterFunction = Callable[..., None]
 
-_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
-_ADAPTERS: dict[str, AdapterFunction] = {}
+BUILTIN_ADAPTER_MODULES: tuple[str, ...] = ("foundation.training.lora",)
+"""Modules registering the built-in adapters, imported on first use (not at import time)."""
+
+ADAPTERS: Registry[AdapterFunction] = Registry(
+    "adapter", example="lora", builtin_modules=BUILTIN_ADAPTER_MODULES
+)
+"""Adapter functions ``apply(model, **kwargs)`` by name."""
 
 
 def register_adapter(name: str) -> Callable[[AdapterFunction], AdapterFunction]:
@@ -29,36 +35,12 @@ def register_adapter(name: str) -> Callable[[AdapterFunction], AdapterFunction]:
     Raises:
         ValueError: the name is malformed or already registered.
     """
-    if not isinstance(name, str) or not _NAME_PATTERN.match(name):
-        raise ValueError(
-            f"adapter name {name!r} is malformed: expected lower-case letters, digits and '_'"
-        )
-
-    def decorator(function: AdapterFunction) -> AdapterFunction:
-        if name in _ADAPTERS:
-            raise ValueError(f"adapter {name!r} is already registered by {_ADAPTERS[name]!r}")
-        _ADAPTERS[name] = function
-        return function
-
-    return decorator
-
-
-BUILTIN_ADAPTER_MODULES: tuple[str, ...] = ("foundation.training.lora",)
-"""Modules registering the built-in adapters, imported on first use (not at import time)."""
-
-
-def _load_builtin_adapters() -> None:
-    """Import the modules that register the built-in adapters (idempotent)."""
-    import importlib
-
-    for module in BUILTIN_ADAPTER_MODULES:
-        importlib.import_module(module)
+    return ADAPTERS.register(name)
 
 
 def list_adapters() -> list[str]:
     """Names of the registered adapters, sorted."""
-    _load_builtin_adapters()
-    return sorted(_ADAPTERS)
+    return ADAPTERS.names()
 
 
 def apply_adapter(model: Model, name: str, **kwargs: Any) -> None:
@@ -68,16 +50,12 @@ def apply_adapter(model: Model, name: str, **kwargs: Any) -> None:
         KeyError: the adapter is not registered.
         ValueError: ``kwargs`` are not JSON-serialisable (they go to ``config.json``).
     """
-    _load_builtin_adapters()
-    if name not in _ADAPTERS:
-        raise KeyError(
-            f"unknown adapter {name!r}; registered adapters: {', '.join(list_adapters()) or 'none'}"
-        )
+    function = ADAPTERS.get(name)
     try:
         json.dumps(kwargs, allow_nan=False)
     except (TypeError, ValueError) as error:
         raise ValueError(
             f"adapter {name!r}: arguments must be JSON-serialisable ({error})"
         ) from None
-    _ADAPTERS[name](model, **kwargs)
+    function(model, **kwargs)
     model.adapters.append({"type": name, "kwargs": dict(kwargs)})

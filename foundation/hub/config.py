@@ -228,10 +228,9 @@ def _check_finite(value: Any, path: str | PathLike[str], field: str) -> None:
 
 def _backbone_class(name: str) -> Callable[..., Any] | None:
     """The class a registered backbone builder returns (None when unknown)."""
-    from foundation.models.registry import _BACKBONES, _load_builtin_backbones
+    from foundation.models.registry import BACKBONES
 
-    _load_builtin_backbones()
-    builder = _BACKBONES.get(name)
+    builder = BACKBONES.find(name)
     if builder is None or inspect.isclass(builder):
         return builder
     try:

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from foundation.models.base import Backbone
+from foundation.registry import DASHED, Registry
 
 BackboneBuilder = Callable[..., Backbone]
 _BuilderT = TypeVar("_BuilderT", bound=BackboneBuilder)
 
-_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*(-[a-z0-9_]+)*$")
-_BACKBONES: dict[str, BackboneBuilder] = {}
+BACKBONES: Registry[BackboneBuilder] = Registry(
+    "backbone", pattern=DASHED, example="part-tiny", builtin_modules=("foundation.models.zoo",)
+)
+"""Backbone builders (a class or a function returning a :class:`Backbone`) by name."""
 
 
 def register_backbone(name: str) -> Callable[[_BuilderT], _BuilderT]:
@@ -24,30 +26,12 @@ def register_backbone(name: str) -> Callable[[_BuilderT], _BuilderT]:
     Raises:
         ValueError: the name is malformed or already registered.
     """
-    if not _NAME_PATTERN.match(name):
-        raise ValueError(
-            f"backbone name {name!r} is malformed: expected lower-case letters, digits, '_' and "
-            "'-' separated parts, starting with a letter (e.g. 'part-tiny')"
-        )
-
-    def decorator(builder: _BuilderT) -> _BuilderT:
-        if name in _BACKBONES:
-            raise ValueError(f"backbone {name!r} is already registered by {_BACKBONES[name]!r}")
-        _BACKBONES[name] = builder
-        return builder
-
-    return decorator
-
-
-def _load_builtin_backbones() -> None:
-    """Import the modules that register the built-in backbones (idempotent)."""
-    import foundation.models.zoo  # noqa: F401
+    return BACKBONES.register(name)  # type: ignore[return-value]
 
 
 def list_backbones() -> list[str]:
     """Names of every registered backbone, sorted."""
-    _load_builtin_backbones()
-    return sorted(_BACKBONES)
+    return BACKBONES.names()
 
 
 def create_backbone(name: str, **kwargs: Any) -> Backbone:
@@ -59,11 +43,7 @@ def create_backbone(name: str, **kwargs: Any) -> Backbone:
             required by every backbone).
 
     Raises:
-        KeyError: the name is not registered (the message lists the registered names).
+        KeyError: the name is not registered (the message lists the registered names and the
+            closest one).
     """
-    _load_builtin_backbones()
-    if name not in _BACKBONES:
-        raise KeyError(
-            f"unknown backbone {name!r}; registered backbones: {', '.join(sorted(_BACKBONES))}"
-        )
-    return _BACKBONES[name](**kwargs)
+    return BACKBONES.get(name)(**kwargs)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,11 +9,10 @@ from typing import TypeVar
 
 from foundation.data.records import JetRecords
 from foundation.errors import DataError
+from foundation.registry import Registry
 
 ReadFunction = Callable[[Path], JetRecords]
 _ReadT = TypeVar("_ReadT", bound=ReadFunction)
-
-_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
 @dataclass(frozen=True)
@@ -36,7 +34,9 @@ class ReaderSpec:
     description: str
 
 
-_READERS: dict[str, ReaderSpec] = {}
+READERS: Registry[ReaderSpec] = Registry("file format", example="jetclass")
+"""Registered readers by format name (registered when :mod:`foundation.data.readers` is
+imported)."""
 
 
 def register_reader(
@@ -47,18 +47,11 @@ def register_reader(
     Raises:
         ValueError: the name is malformed or already registered.
     """
-    if not _NAME_PATTERN.match(name):
-        raise ValueError(
-            f"reader name {name!r} is malformed: expected lower-case letters, digits and '_', "
-            "starting with a letter (e.g. 'jetclass')"
-        )
+    READERS.check_name(name)
 
     def decorator(read: _ReadT) -> _ReadT:
-        if name in _READERS:
-            raise ValueError(f"reader {name!r} is already registered by {_READERS[name].read!r}")
-        _READERS[name] = ReaderSpec(
-            name, read, tuple(e.lower() for e in extensions), magic, description
-        )
+        spec = ReaderSpec(name, read, tuple(e.lower() for e in extensions), magic, description)
+        READERS.add(name, spec, origin=read)
         return read
 
     return decorator
@@ -66,7 +59,7 @@ def register_reader(
 
 def reader_specs() -> dict[str, ReaderSpec]:
     """The registered readers by name (a copy)."""
-    return dict(_READERS)
+    return dict(READERS.items())
 
 
 def get_reader(name: str) -> ReaderSpec:
@@ -75,9 +68,7 @@ def get_reader(name: str) -> ReaderSpec:
     Raises:
         KeyError: no such reader; the message lists the known ones.
     """
-    if name not in _READERS:
-        raise KeyError(f"unknown file format {name!r}: expected one of {sorted(_READERS)}")
-    return _READERS[name]
+    return READERS.get(name)
 
 
 def detect_format(path: str | Path) -> str:
@@ -96,9 +87,10 @@ def detect_format(path: str | Path) -> str:
         raise DataError(
             path, "file", "a non-empty file", "0 bytes", hint="re-download or regenerate it"
         )
-    by_magic = [spec.name for spec in _READERS.values() if head.startswith(spec.magic)]
+    specs = [spec for _, spec in READERS.items()]
+    by_magic = [spec.name for spec in specs if head.startswith(spec.magic)]
     suffix = path.suffix.lower()
-    by_extension = [spec for spec in _READERS.values() if suffix in spec.extensions]
+    by_extension = [spec for spec in specs if suffix in spec.extensions]
     if by_extension and by_extension[0].name not in by_magic:
         spec = by_extension[0]
         raise DataError(
@@ -110,5 +102,5 @@ def detect_format(path: str | Path) -> str:
         )
     if by_magic:
         return by_magic[0]
-    known = ", ".join(f"{s.name} ({'/'.join(s.extensions)})" for s in _READERS.values())
+    known = ", ".join(f"{s.name} ({'/'.join(s.extensions)})" for s in specs)
     raise DataError(path, "file", f"one of the formats {known}", f"first bytes {head[:8]!r}")
