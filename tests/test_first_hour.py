@@ -176,3 +176,23 @@ def test_project_errors_print_one_line_and_bugs_keep_their_traceback() -> None:
 
     assert is_expected(ExportError("graph refused")) and is_expected(FileNotFoundError("x"))
     assert not is_expected(RuntimeError("a bug")) and not is_expected(TypeError("a bug"))
+
+
+@pytest.mark.parametrize("command", ["export", "evaluate", "bench", "hub"])
+def test_command_help_and_typos_import_no_torch(command: str, tmp_path: Path) -> None:
+    """``foundation CMD --help`` and a mistyped run folder answer before torch is loaded."""
+    code = (
+        "import sys\n"
+        "from foundation.cli import build_parser\n"
+        f"build_parser({command!r}).format_help()\n"
+        "from foundation.hub.resolve import check_local_reference\n"
+        "try:\n"
+        "    check_local_reference('runs/top_tagin')\n"
+        "except ValueError as error:\n"
+        "    print(type(error).__name__)\n"
+        "print('torch' in sys.modules)\n"
+    )
+    found = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert found == ["CheckpointError", "False"]

@@ -85,6 +85,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the ``evaluate`` sub-command."""
+    from foundation.hub.resolve import check_local_reference
+
+    check_local_reference(args.run)  # a typo fails before torch is imported
     import torch
 
     from foundation.data.loading import make_loader

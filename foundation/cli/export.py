@@ -7,10 +7,12 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from foundation.export.errors import ExportError
-from foundation.export.exporter import DEFAULT_OPSET, export_onnx
-from foundation.export.parity import DEFAULT_TOLERANCE, check_tolerance
-from foundation.export.quantization import MODES, compressed_path, output_differences, quantize
+from foundation.export.options import (
+    DEFAULT_OPSET,
+    DEFAULT_TOLERANCE,
+    QUANTIZATION_MODES,
+    check_tolerance,
+)
 
 if TYPE_CHECKING:
     from foundation.data.records import JetRecords
@@ -49,7 +51,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--quantize",
-        choices=MODES,
+        choices=QUANTIZATION_MODES,
         help="also write a compressed copy next to --onnx (model.int8.onnx / model.fp16.onnx)",
     )
     parser.add_argument(
@@ -97,6 +99,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_export(args: argparse.Namespace) -> int:
     """Export, print the parity table; quantize and write example jets on request."""
+    from foundation.hub.resolve import check_local_reference
+
+    check_local_reference(args.checkpoint)  # a typo fails before torch is imported
+    from foundation.export.errors import ExportError
+    from foundation.export.exporter import export_onnx
+    from foundation.export.quantization import compressed_path, output_differences, quantize
+
     if args.signature == "weaver":
         return _run_weaver_export(args)
     if args.example_jets and args.embeddings_only:
@@ -166,6 +175,7 @@ def _write_examples(args: argparse.Namespace, examples: list[tuple[JetRecords, s
 
 def _run_weaver_export(args: argparse.Namespace) -> int:
     """``--signature weaver``: the graph CMSSW runs and its preprocess.json."""
+    from foundation.export.errors import ExportError
     from foundation.export.weaver_signature import export_weaver_onnx
 
     refused = [flag for flag, on in (("--embeddings-only", args.embeddings_only),

@@ -25,6 +25,7 @@ from foundation.export.metadata import (
     set_metadata,
     weights_sha256,
 )
+from foundation.export.options import DEFAULT_OPSET
 from foundation.export.parity import ParityConfig, ParityReport, check_parity
 from foundation.export.quiet import replay_warnings
 from foundation.export.session import create_session, session_input_names
@@ -32,7 +33,6 @@ from foundation.export.source import resolve_source
 from foundation.hub.schema import FeatureSchema
 from foundation.model import Model
 
-DEFAULT_OPSET = 17
 _EXAMPLE_COUNTS = (23, 9, 1)
 """Real particles of the traced example jets (``N = 23``, distinct from every other size)."""
 

@@ -28,6 +28,7 @@ from foundation.export.graph import (
     input_widths,
 )
 from foundation.export.inputs import random_jets, to_numpy
+from foundation.export.options import DEFAULT_TOLERANCE, check_tolerance
 from foundation.export.session import run_session
 from foundation.model import Model
 
@@ -37,29 +38,8 @@ DEFAULT_COUNTS: tuple[int, ...] = (0, 1, 2, 16, 50, 128)
 DEFAULT_BATCH_SIZES: tuple[int, ...] = (1, 3, 17)
 """Batch sizes of the random parity batches."""
 
-DEFAULT_TOLERANCE = 1e-4
-"""Largest accepted ``|onnx - torch| / max(1, |torch|)``: absolute for outputs below 1 in size
-(probabilities, embeddings), relative above (trained networks' logits reach ~170, where float32
-rounding alone differs by ~1e-5 per step)."""
-MAX_TOLERANCE = 0.1
-"""A larger tolerance would let a wrong graph pass (probabilities differ by less than 1)."""
-
 RELATIVE_FLOOR = 1e-3
 """Relative differences are ``|Δ| / max(|reference|, RELATIVE_FLOOR)``."""
-
-
-def check_tolerance(tolerance: float) -> float:
-    """Return ``tolerance`` if it is a usable parity tolerance: finite, in ``(0, 0.1]``.
-
-    Raises:
-        ValueError: ``inf``, NaN, zero, negative or absurdly large (the gate would be off).
-    """
-    if not (isinstance(tolerance, (int, float)) and 0 < tolerance <= MAX_TOLERANCE):
-        raise ValueError(
-            f"parity tolerance: expected a number in (0, {MAX_TOLERANCE:g}], found {tolerance} "
-            f"(the default is {DEFAULT_TOLERANCE:g}; a larger one would switch the gate off)"
-        )
-    return float(tolerance)
 
 
 @dataclass(frozen=True)

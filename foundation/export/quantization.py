@@ -31,12 +31,13 @@ from foundation.export.errors import ExportError
 from foundation.export.files import atomic_file
 from foundation.export.inputs import to_numpy
 from foundation.export.metadata import PREFIX, metadata_of, read_metadata, set_metadata
+from foundation.export.options import QUANTIZATION_MODES
 from foundation.export.quiet import quiet_quantizer
 from foundation.export.session import create_session, run_session
 from foundation.extras import requires_extra
 from foundation.hub.hashing import sha256_file
 
-MODES = ("int8", "fp16")
+MODES = QUANTIZATION_MODES
 
 
 class QuantizationError(ExportError):

@@ -73,8 +73,7 @@ def resolve_checkpoint(
     registered = find_pretrained(text, search_paths)
     if registered is not None:
         return _registered(text, registered, revision, fetch)
-    if looks_like_path(text):
-        raise CheckpointError(text, _missing_folder_message(Path(text)))
+    check_local_reference(text)
     if is_repo_id(text):
         return _hub(text, revision, text)
     known = list_pretrained(search_paths)
@@ -85,6 +84,23 @@ def resolve_checkpoint(
         f"(registered: {', '.join(known) or 'none'}) and not a Hub repo id "
         "('org/name' or 'hf-hub:org/name')"
     )
+
+
+def check_local_reference(reference: str | PathLike[str]) -> None:
+    """Refuse at once a reference that names a local path that does not exist.
+
+    Cheap (no torch, no Hub call): commands call it before loading anything, so a typo in a run
+    folder is reported in a fraction of a second. Registered names and Hub ids pass.
+
+    Raises:
+        CheckpointError: a path-like reference (see :func:`looks_like_path`) that is no folder.
+    """
+    text = str(reference)
+    if text.startswith(HUB_PREFIX) or Path(text.removeprefix(LOCAL_PREFIX)).exists():
+        return
+    if text.startswith(LOCAL_PREFIX) or isinstance(reference, PathLike) or looks_like_path(text):
+        path = Path(text.removeprefix(LOCAL_PREFIX))
+        raise CheckpointError(text, _missing_folder_message(path))
 
 
 def looks_like_path(text: str) -> bool:
@@ -102,7 +118,7 @@ def looks_like_path(text: str) -> bool:
 
 
 def _missing_folder_message(folder: Path) -> str:
-    """A "no such folder" message, with the closest names in its parent folder when there are some."""
+    """A "no such folder" message, with the closest names of its parent folder if any."""
     parent = folder.expanduser().parent
     message = "no such checkpoint folder"
     if parent.is_dir():
