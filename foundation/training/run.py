@@ -132,6 +132,8 @@ def _card(recipe: Recipe, summary: DataSummary, metrics: dict | None = None) -> 
             for split, values in metrics.items()
             for name, value in values.items()
         }
+    if recipe.model.pretrained:
+        card["base_model"] = recipe.model.pretrained
     return card
 
 
