@@ -15,12 +15,10 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
-import json
 import os
 import platform
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -33,6 +31,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
 from foundation.data.batch import JetBatch
+from foundation.io import write_json as _write_json
 from foundation.models.registry import list_backbones
 
 CLOCKS: dict[str, Callable[[], float]] = {"wall": time.perf_counter, "cpu": time.process_time}
@@ -278,15 +277,10 @@ class CpuShare:
 
 
 def write_json(path: Path, payload: dict[str, Any]) -> None:
-    """Write atomically (temporary file, then rename); a payload that is not JSON leaves no
-    file behind."""
-    text = json.dumps(payload, indent=2)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as file:
-        file.write(text)
-        temporary = Path(file.name)
-    temporary.chmod(0o644)  # NamedTemporaryFile makes it private
-    os.replace(temporary, path)
+    """Write atomically (:func:`foundation.io.write_json`); a payload that is not JSON leaves no
+    file behind. Infinities are kept (``Infinity``: a rejection with no background jet left is a
+    lower limit the plots draw as such)."""
+    _write_json(path, payload, allow_nan=True)
 
 
 def cpu_name() -> str:

@@ -20,9 +20,6 @@ an AUC with one class) or infinite (a rejection with no background left) is ``nu
 from __future__ import annotations
 
 import json
-import math
-import os
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -40,6 +37,7 @@ from foundation.evaluation.metrics import (
 from foundation.evaluation.particles import pair_metrics, particle_metrics
 from foundation.evaluation.predict import RATIO_TARGETS, HeadPredictions, predict
 from foundation.evaluation.regression import DEFAULT_BINS, regression_metrics, response
+from foundation.io import jsonable, write_json  # noqa: F401 - jsonable: the baselines' import
 from foundation.model import Model
 
 METRICS_FILE = "metrics.json"
@@ -178,35 +176,6 @@ def evaluate_model(
         }
         write_json(temporary / METRICS_FILE, content)
     return json.loads((target / METRICS_FILE).read_text())
-
-
-# ------------------------------------------------------------------------------- json output
-def jsonable(value: Any) -> Any:
-    """``value`` with numpy scalars and arrays made plain, and NaN / ±inf made None."""
-    if isinstance(value, Mapping):
-        return {str(key): jsonable(item) for key, item in value.items()}
-    if isinstance(value, list | tuple | np.ndarray):
-        return [jsonable(item) for item in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
-def write_json(path: str | Path, content: Mapping[str, Any]) -> Path:
-    """Write ``content`` as indented strict JSON (see :func:`jsonable`), atomically."""
-    path = Path(path)
-    text = json.dumps(jsonable(content), indent=2, allow_nan=False) + "\n"
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w") as file:
-            file.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return path
 
 
 # ---------------------------------------------------------------------------------- scorers

@@ -6,8 +6,6 @@ global backend switch) and written atomically (temporary file, then rename).
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -17,6 +15,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from foundation.evaluation.metrics import roc_points
+from foundation.io import atomic_path
 
 _DPI = 100
 PANEL_SIZE: tuple[float, float] = (5.0, 4.0)
@@ -40,15 +39,8 @@ def _legend(axes: Axes) -> None:
 def save_figure(figure: Figure, path: str | Path) -> Path:
     """Write ``figure`` as PNG to ``path`` atomically (temporary file, then rename)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
-    os.close(handle)
-    try:
+    with atomic_path(path) as temporary:
         figure.savefig(temporary, format="png")
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
     return path
 
 

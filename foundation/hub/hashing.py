@@ -9,13 +9,12 @@ editing it, on the Hub or locally, never breaks loading. Folders written before 
 from __future__ import annotations
 
 import hashlib
-import os
 import re
-import tempfile
 from os import PathLike
 from pathlib import Path
 
 from foundation.hub.errors import CheckpointError
+from foundation.io import write_text
 
 SUMS_FILE = "SHA256SUMS"
 HASHED_NAMES: tuple[str, ...] = ("config.json",)
@@ -53,14 +52,7 @@ def write_sums(folder: str | PathLike[str]) -> dict[str, str]:
         if path.is_file() and is_hashed(path.relative_to(folder).as_posix())
     }
     text = "".join(f"{digest}  {name}\n" for name, digest in sums.items())
-    descriptor, temporary = tempfile.mkstemp(dir=folder, prefix=f".{SUMS_FILE}.")
-    try:  # atomic: a reader sees the old file or the new one
-        with os.fdopen(descriptor, "w", encoding="utf-8") as stream:
-            stream.write(text)
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, folder / SUMS_FILE)
-    finally:
-        Path(temporary).unlink(missing_ok=True)
+    write_text(folder / SUMS_FILE, text)  # atomic: a reader sees the old file or the new one
     return sums
 
 

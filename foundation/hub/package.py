@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Mapping
 from os import PathLike
 from pathlib import Path
@@ -17,6 +15,7 @@ from foundation.hub.checkpoint import load_pretrained, save_pretrained
 from foundation.hub.config import CARD_FILE, CONFIG_FILE, WEIGHTS_FILE, read_config
 from foundation.hub.hashing import sha256_file, verify_folder, write_sums
 from foundation.hub.resolve import resolve_checkpoint
+from foundation.io import write_text
 
 PROVENANCE_KEY = "provenance"
 """Key of a card file whose mapping replaces the checkpoint's provenance (e.g. to drop the
@@ -121,11 +120,4 @@ def refresh_card(
 
 def _replace_text(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file and a rename."""
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as stream:
-            stream.write(text)
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    finally:
-        Path(temporary).unlink(missing_ok=True)
+    write_text(path, text)

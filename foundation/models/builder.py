@@ -6,6 +6,7 @@ import inspect
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
+from foundation.io import jsonable as _jsonable
 from foundation.models.base import Backbone
 
 BackboneT = TypeVar("BackboneT", bound=Backbone)
@@ -42,9 +43,7 @@ def build_backbone(
 
 
 def jsonable(value: Any) -> Any:
-    """Tuples to lists, recursively, so that a ``config`` survives a JSON round trip unchanged."""
-    if isinstance(value, (tuple, list)):
-        return [jsonable(item) for item in value]
-    if isinstance(value, dict):
-        return {key: jsonable(item) for key, item in value.items()}
-    return value
+    """Tuples to lists, recursively, so that a ``config`` survives a JSON round trip unchanged
+    (:func:`foundation.io.jsonable`; a non-finite number is kept, for the config check to
+    refuse)."""
+    return _jsonable(value, allow_nan=True)

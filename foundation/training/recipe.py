@@ -10,7 +10,6 @@ as ``recipe.yaml`` into each run folder, so that a run can be repeated exactly.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from os import PathLike
@@ -19,6 +18,7 @@ from typing import Any, Literal
 
 import yaml
 
+from foundation.io import write_text
 from foundation.training.modes import ModeName, get_mode
 from foundation.training.typed import (
     RecipeError,
@@ -491,9 +491,7 @@ def save_recipe(recipe: Recipe, path: str | PathLike[str]) -> None:
     """Write the resolved recipe as YAML (key order kept), atomically."""
     path = Path(path)
     text = yaml.safe_dump(recipe.to_dict(), sort_keys=False, default_flow_style=None)
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)
+    write_text(path, text)
 
 
 def recipe_help() -> str:

@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from foundation.errors import OutputExistsError
-from foundation.locking import exclusive_lock, unique_temporary
+from foundation.io import write_json as _write_json
+from foundation.locking import exclusive_lock
 
 RECIPE_FILE = "recipe.yaml"
 METRICS_FILE = "metrics.json"
@@ -131,21 +132,8 @@ def lock_run_folder(folder: str | Path) -> contextlib.AbstractContextManager[Pat
 
 
 def write_json(path: Path, data: Mapping[str, Any]) -> None:
-    """Write JSON atomically (temporary file, then rename); NaN becomes null."""
-    text = json.dumps(_finite(data), indent=2) + "\n"
-    with unique_temporary(path) as temporary:
-        temporary.write_text(text, encoding="utf-8")
-        os.replace(temporary, path)
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if value == value and abs(value) != float("inf") else None
-    if isinstance(value, Mapping):
-        return {str(key): _finite(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(item) for item in value]
-    return value
+    """Write JSON atomically; NaN and ±inf become null (:func:`foundation.io.write_json`)."""
+    _write_json(path, data)
 
 
 def read_metrics(folder: str | Path) -> dict[str, Any]:
