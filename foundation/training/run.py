@@ -21,6 +21,7 @@ import yaml
 
 from foundation.extras import requires_extra
 from foundation.hub.checkpoint import load_pretrained, save_pretrained
+from foundation.io import write_json
 from foundation.model import Model
 from foundation.training.builder import base_reference, build_model, head_targets, load_base
 from foundation.training.callbacks import CheckpointAtMaxSteps, ExportBest, LossHistory
@@ -35,7 +36,6 @@ from foundation.training.run_folder import (
     RunPaths,
     lock_run_folder,
     open_run_folder,
-    write_json,
 )
 from foundation.training.sources import global_rank
 from foundation.training.typed import RecipeError, load_yaml, short_repr

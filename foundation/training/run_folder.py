@@ -17,13 +17,11 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from foundation.errors import OutputExistsError
-from foundation.io import write_json as _write_json
 from foundation.locking import exclusive_lock
 
 RECIPE_FILE = "recipe.yaml"
@@ -129,11 +127,6 @@ def lock_run_folder(folder: str | Path) -> contextlib.AbstractContextManager[Pat
         OutputLockedError: another running process holds the folder.
     """
     return exclusive_lock(folder, "this run folder")
-
-
-def write_json(path: Path, data: Mapping[str, Any]) -> None:
-    """Write JSON atomically; NaN and ±inf become null (:func:`foundation.io.write_json`)."""
-    _write_json(path, data)
 
 
 def read_metrics(folder: str | Path) -> dict[str, Any]:

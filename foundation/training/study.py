@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from foundation.errors import OutputExistsError
+from foundation.io import write_json
 from foundation.training.modes import HEADLINE, MODES
 from foundation.training.plots import (  # noqa: F401 - draw_metric: the benchmarks' import
     companion_rejection,
@@ -38,7 +39,7 @@ from foundation.training.plots import (  # noqa: F401 - draw_metric: the benchma
     plot_metrics,
 )
 from foundation.training.recipe import Recipe, with_changes
-from foundation.training.run_folder import RunPaths, write_json
+from foundation.training.run_folder import RunPaths
 
 if TYPE_CHECKING:
     from foundation.model import Model
