@@ -519,9 +519,12 @@ def test_cli_list_info_download(saved, tmp_path: Path, monkeypatch, capsys):
 
 
 def test_shipped_checkpoints_load():
-    """Every folder under checkpoints/ with weights loads strictly (none may be shipped yet)."""
+    """Every folder under checkpoints/ loads strictly; finding none is a failure."""
+    names = list_pretrained([REPO / "checkpoints"])
+    assert names, f"no checkpoint found under {REPO / 'checkpoints'}"
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        for name in list_pretrained([REPO / "checkpoints"]):
-            if (REPO / "checkpoints" / name / "model.safetensors").is_file():
-                load_pretrained(name, search_paths=[REPO / "checkpoints"])
+        for name in names:
+            weights = REPO / "checkpoints" / name / "model.safetensors"
+            assert weights.is_file(), f"{name}: no model.safetensors"
+            load_pretrained(name, search_paths=[REPO / "checkpoints"])
