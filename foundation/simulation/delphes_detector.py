@@ -180,26 +180,26 @@ class DelphesDetector:
         tracked = charged & (self.rng.random(len(pt)) < efficiency)
         rows = np.flatnonzero(tracked)
 
-        # Track momentum: the true one at closest approach (TrackSmearing rebuilds it from the
-        # propagator's |p|), unless the card keeps the momentum smearing.
         momentum = np.sqrt(particles.px**2 + particles.py**2 + particles.pz**2)
         mass = np.sqrt(np.maximum(particles.energy**2 - momentum**2, 0.0))
-        track_pt = pt[rows]
-        if tracking.keep_momentum_smearing:
-            relative = np.zeros(len(rows))
-            for species, chosen in (
-                (tracking.electron, absolute_id[rows] == 11),
-                (tracking.muon, absolute_id[rows] == 13),
-                (tracking.charged_hadron, (absolute_id[rows] != 11) & (absolute_id[rows] != 13)),
-            ):
-                relative[chosen] = species.momentum_resolution.relative(
-                    track_pt[chosen], propagated.eta[rows][chosen]
-                )
-            track_pt = _lognormal(track_pt, np.minimum(relative, 1.0) * track_pt, self.rng)
+        # MomentumSmearing: log-normal pT with the species' resolution at the cylinder's |eta|.
+        # TrackSmearing looks its d0/dz resolutions up at this smeared pT, then rebuilds the
+        # track from the propagator's true |p| (unless the card keeps the smearing).
+        relative = np.zeros(len(rows))
+        for species, chosen in (
+            (tracking.electron, absolute_id[rows] == 11),
+            (tracking.muon, absolute_id[rows] == 13),
+            (tracking.charged_hadron, (absolute_id[rows] != 11) & (absolute_id[rows] != 13)),
+        ):
+            relative[chosen] = species.momentum_resolution.relative(
+                pt[rows][chosen], propagated.eta[rows][chosen]
+            )
+        smeared_pt = _lognormal(pt[rows], np.minimum(relative, 1.0) * pt[rows], self.rng)
+        track_pt = smeared_pt if tracking.keep_momentum_smearing else pt[rows]
         momentum_eta = np.arcsinh(particles.pz[rows] / np.maximum(pt[rows], 1e-12))
         impact = card.impact_parameters
-        d0_error = impact.d0_error(track_pt, momentum_eta)
-        dz_error = impact.dz_error(track_pt, momentum_eta)
+        d0_error = impact.d0_error(smeared_pt, momentum_eta)
+        dz_error = impact.dz_error(smeared_pt, momentum_eta)
         d0 = propagated.d0[rows] + d0_error * self.rng.standard_normal(len(rows))
         dz = propagated.dz[rows] + dz_error * self.rng.standard_normal(len(rows))
 
