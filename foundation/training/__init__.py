@@ -6,6 +6,7 @@
 - :mod:`~foundation.training.datamodule`: cache, splits, classes, subsample, normalization;
 - :mod:`~foundation.training.module`: the LightningModule (steps, logging, optimizers);
 - :mod:`~foundation.training.optim`: parameter groups, layer-wise decay, schedules;
+- :mod:`~foundation.training.modes`: the table of fine-tuning modes (what each one does);
 - :mod:`~foundation.training.finetune`: frozen / linear / full / lwld / unfreeze / lora;
 - :mod:`~foundation.training.lora`: the LoRA adapter (registered as ``"lora"``);
 - :mod:`~foundation.training.study`: ``data_efficiency(recipe, sizes, seeds, modes)``.
