@@ -16,8 +16,7 @@ command line needs to show its help) never pays for torch and ONNX Runtime.
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from foundation.lazy import lazy_exports
 
 _SUBMODULE_OF: dict[str, str] = {
     "BenchResult": "bench",
@@ -41,13 +40,7 @@ _SUBMODULE_OF: dict[str, str] = {
 """Public name -> the submodule of ``foundation.export`` defining it."""
 
 
-def __getattr__(name: str) -> Any:
-    submodule = _SUBMODULE_OF.get(name)
-    if submodule is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(import_module(f"{__name__}.{submodule}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _SUBMODULE_OF)
 
 
 __all__ = sorted(_SUBMODULE_OF)

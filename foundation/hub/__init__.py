@@ -11,8 +11,9 @@ the other light submodules (the command line's) never pay for torch.
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from foundation.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -46,13 +47,7 @@ _SUBMODULE_OF: dict[str, str] = {
 """Public name -> the submodule of ``foundation.hub`` defining it."""
 
 
-def __getattr__(name: str) -> Any:
-    submodule = _SUBMODULE_OF.get(name)
-    if submodule is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(import_module(f"{__name__}.{submodule}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _SUBMODULE_OF)
 
 
 def check_feature_schema(model: Model, batch_or_names: JetBatch | Sequence[str]) -> list[str]:
