@@ -267,25 +267,7 @@ class DelphesDetector:
         made = flow.neutral_energy > 0
         energy = flow.neutral_energy[made]
         eta, phi = flow.eta[made], flow.phi[made]
-        pt = energy / np.cosh(eta)
         leader = deposits[flow.leader[made]]
-        count = len(energy)
-        zeros = np.zeros(count)
-        nan = np.full(count, np.nan)
-        return Candidates(
-            px=pt * np.cos(phi),
-            py=pt * np.sin(phi),
-            pz=pt * np.sinh(eta),
-            energy=energy,
-            charge=np.zeros(count, dtype=np.float32),
-            kind=np.full(count, kind, dtype=np.int8),
-            d0=zeros,
-            d0_error=zeros,
-            dz=zeros,
-            dz_error=zeros,
-            origin=particles.origin[leader],
-            source=particles.source[leader],
-            vertex_x=nan,
-            vertex_y=nan,
-            vertex_z=nan,
+        return Candidates.neutral(
+            energy, eta, phi, kind, particles.origin[leader], particles.source[leader]
         )

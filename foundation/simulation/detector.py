@@ -86,6 +86,43 @@ class Candidates:
         return len(self.px)
 
     @classmethod
+    def neutral(
+        cls,
+        energy: np.ndarray,
+        eta: np.ndarray,
+        phi: np.ndarray,
+        kind: int,
+        origin: np.ndarray,
+        source: np.ndarray,
+    ) -> Candidates:
+        """Massless neutral candidates (photons or neutral hadrons) of calorimeter deposits.
+
+        Shapes:
+            - energy, eta, phi, origin, source: ``[C]``
+        """
+        pt = energy / np.cosh(eta)
+        count = len(energy)
+        zeros = np.zeros(count)
+        nan = np.full(count, np.nan)
+        return cls(
+            px=pt * np.cos(phi),
+            py=pt * np.sin(phi),
+            pz=pt * np.sinh(eta),
+            energy=energy,
+            charge=np.zeros(count, dtype=np.float32),
+            kind=np.full(count, kind, dtype=np.int8),
+            d0=zeros,
+            d0_error=zeros,
+            dz=zeros,
+            dz_error=zeros,
+            origin=origin,
+            source=source,
+            vertex_x=nan,
+            vertex_y=nan,
+            vertex_z=nan,
+        )
+
+    @classmethod
     def concatenate(
         cls, parts: list[Candidates], conventions: OutputConventions | None = None
     ) -> Candidates:
@@ -223,24 +260,6 @@ class Detector:
         keys, measured, leader = keys[above], measured[above], leader[above]
         cell_eta = (np.floor_divide(keys, phi_cells) + 0.5) * calo.cell_eta
         cell_phi = (np.mod(keys, phi_cells) + 0.5) * phi_size - math.pi
-        pt = measured / np.cosh(cell_eta)
-        count = len(keys)
-        zeros = np.zeros(count)
-        nan = np.full(count, np.nan)
-        return Candidates(
-            px=pt * np.cos(cell_phi),
-            py=pt * np.sin(cell_phi),
-            pz=pt * np.sinh(cell_eta),
-            energy=measured,
-            charge=np.zeros(count, dtype=np.float32),
-            kind=np.full(count, kind, dtype=np.int8),
-            d0=zeros,
-            d0_error=zeros,
-            dz=zeros,
-            dz_error=zeros,
-            origin=particles.origin[leader],
-            source=particles.source[leader],
-            vertex_x=nan,
-            vertex_y=nan,
-            vertex_z=nan,
+        return Candidates.neutral(
+            measured, cell_eta, cell_phi, kind, particles.origin[leader], particles.source[leader]
         )
