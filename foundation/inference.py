@@ -20,14 +20,11 @@ import numpy as np
 import torch
 
 from foundation.data.batch import JetBatch
-from foundation.data.features import pad_jets
+from foundation.data.features import check_feature_fields, pad_jets
 from foundation.data.readers import read_jets
 from foundation.data.records import JetRecords
-from foundation.errors import DataError
 from foundation.evaluation.inputs import (
-    SOURCE_FIELDS,
     normalizers_from_schema,
-    unavailable_features,
 )
 from foundation.hub.schema import FeatureSchema
 from foundation.model import Model
@@ -62,17 +59,12 @@ def to_batch(
     """
     schema = _schema_of(model)
     source = ", ".join(records.sources) or "records"
-    missing = unavailable_features(schema.particle_features, list(records.particles))
-    if missing and not allow_missing_fields:
-        fields = sorted({SOURCE_FIELDS[name] for name in missing})
-        raise DataError(
-            source,
-            "particle fields",
-            f"the fields {fields} that the model's features {missing} are computed from",
-            f"records with the fields {sorted(records.particles)}",
-            hint="use a backbone trained without these features (a 'kin' one), or pass "
-            "allow_missing_fields=True to use 0 for them",
-        )
+    check_feature_fields(
+        schema.particle_features,
+        records.particles,
+        source,
+        allow_missing=allow_missing_fields,
+    )
     padded = pad_jets(records, schema.particle_features, max_particles, schema.jet_features)
     folder = (model.source or {}).get("folder", "checkpoint")
     particle_norm, jet_norm = normalizers_from_schema(schema, folder)
