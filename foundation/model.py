@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from foundation.data.batch import JetBatch
+from foundation.models.adapters import apply_adapter
 from foundation.models.base import Backbone, Features
 from foundation.models.registry import create_backbone
 from heads.base import Head
@@ -182,9 +183,7 @@ class Model(nn.Module):
         return self
 
     def add_adapter(self, adapter_type: str, **kwargs: Any) -> None:
-        """Apply a registered adapter (see :mod:`foundation.hub.adapters`) and record it."""
-        from foundation.hub.adapters import apply_adapter
-
+        """Apply a registered adapter (see :mod:`foundation.models.adapters`) and record it."""
         apply_adapter(self, adapter_type, **kwargs)
 
     # --------------------------------------------------------------------------------- compute

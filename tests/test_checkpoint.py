@@ -39,11 +39,11 @@ from foundation.hub import (
     list_pretrained,
     load_pretrained,
     push_to_hub,
-    register_adapter,
     save_pretrained,
 )
 from foundation.hub.hashing import write_sums
 from foundation.model import Model
+from foundation.models.adapters import list_adapters, register_adapter
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -417,7 +417,7 @@ def test_create_backbone_pretrained(saved, tmp_path: Path, monkeypatch):
 
 # ------------------------------------------------------------------------------------ deltas
 _ADAPTER = "unit_test_offset"
-if _ADAPTER not in __import__("foundation.hub", fromlist=["x"]).list_adapters():
+if _ADAPTER not in list_adapters():
 
     @register_adapter(_ADAPTER)
     def _offset_adapter(model: Model, width: int) -> None:

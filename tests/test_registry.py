@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from foundation.data.readers.registry import READERS
-from foundation.hub.adapters import ADAPTERS, list_adapters
+from foundation.models.adapters import ADAPTERS, list_adapters
 from foundation.models.registry import BACKBONES, create_backbone
 from foundation.registry import DASHED, Registry
 from heads.registry import HEADS, get_head_class

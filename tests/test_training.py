@@ -24,11 +24,11 @@ from foundation.data.testing import random_records
 from foundation.errors import OutputExistsError
 from foundation.hub import FeatureSchema, load_pretrained, save_pretrained
 from foundation.model import Model
+from foundation.models.lora import LoRALinear, lora_parameters
 from foundation.training.callbacks import StopAfterSteps
 from foundation.training.datamodule import JetDataModule
 from foundation.training.datasets import TaskDataset
 from foundation.training.finetune import GradualUnfreezing, apply_mode, set_unfrozen_groups
-from foundation.training.lora import LoRALinear, lora_parameters
 from foundation.training.normalization import normalization_record
 from foundation.training.optim import WarmupSchedule, parameter_groups
 from foundation.training.recipe import (

@@ -1,31 +1,27 @@
 """Convert a weaver-core state-dict file into a checkpoint folder (the ``hub convert`` command).
 
-The architecture picks its converter from :data:`CONVERTERS` (imported on use, so that an
-architecture whose converter is not installed fails with a clear message, not at import).
+The architecture picks its converter from :data:`CONVERTERS`.
 """
 
 from __future__ import annotations
 
-import importlib
+import difflib
 from collections.abc import Callable, Mapping
 from os import PathLike
 from pathlib import Path
 from typing import Any
 
-from foundation.convert.weaver_common import (
-    ConversionError,
-    describe_source,
-    read_state_dict,
-    write_converted,
-)
+from foundation.convert.weaver_common import describe_source, read_state_dict, write_converted
 from foundation.convert.weaver_config import read_weaver_data_config
+from foundation.convert.weaver_part import convert_weaver_part
+from foundation.convert.weaver_particlenet import convert_weaver_particlenet
 from foundation.model import Model
 
-CONVERTERS: dict[str, str] = {
-    "particlenet": "foundation.convert.weaver_particlenet:convert_weaver_particlenet",
-    "part": "foundation.convert.weaver_part:convert_weaver_part",
+CONVERTERS: dict[str, Callable[..., Model]] = {
+    "particlenet": convert_weaver_particlenet,
+    "part": convert_weaver_part,
 }
-"""Architecture name -> ``module:function`` of its converter."""
+"""Architecture name -> its converter ``convert_weaver_<arch>(state_dict, data_config, ...)``."""
 
 
 def get_converter(arch: str) -> Callable[..., Model]:
@@ -33,22 +29,14 @@ def get_converter(arch: str) -> Callable[..., Model]:
 
     Raises:
         KeyError: an unknown architecture (the message lists the known ones).
-        ConversionError: the converter's module is not available in this installation.
     """
     if arch not in CONVERTERS:
-        raise KeyError(f"unknown weaver architecture {arch!r}: expected one of {list(CONVERTERS)}")
-    module_name, function = CONVERTERS[arch].split(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as error:
-        if error.name != module_name:
-            raise
-        raise ConversionError(
-            module_name,
-            f"the {arch!r} converter is not part of this installation",
-            "upgrade foundation-jets",
-        ) from None
-    return getattr(module, function)
+        close = difflib.get_close_matches(arch, list(CONVERTERS), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise KeyError(
+            f"unknown weaver architecture {arch!r}: expected one of {list(CONVERTERS)}{hint}"
+        )
+    return CONVERTERS[arch]
 
 
 def convert_weaver_file(

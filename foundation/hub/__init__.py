@@ -22,9 +22,6 @@ if TYPE_CHECKING:
     from foundation.model import Model
 
 _SUBMODULE_OF: dict[str, str] = {
-    "apply_adapter": "adapters",
-    "list_adapters": "adapters",
-    "register_adapter": "adapters",
     "create_backbone": "backbones",
     "build_model": "checkpoint",
     "from_pretrained": "checkpoint",

@@ -39,6 +39,7 @@ from foundation.hub.hashing import sha256_file, verify_folder, write_sums
 from foundation.hub.resolve import ResolvedCheckpoint, resolve_checkpoint
 from foundation.hub.schema import FeatureSchema
 from foundation.model import Model
+from foundation.models.adapters import apply_adapter
 
 HeadSelection = str | Sequence[str] | None
 """``"all"`` (every declared head), a list of head names, or None (backbone only)."""
@@ -267,7 +268,6 @@ def build_model(
     Raises:
         CheckpointError: unknown or unbuildable backbone, adapter or head.
     """
-    from foundation.hub.adapters import apply_adapter
     from foundation.models.registry import list_backbones
     from heads.registry import create_head, list_heads
 

@@ -8,41 +8,35 @@
 - :mod:`~foundation.training.optim`: parameter groups, layer-wise decay, schedules;
 - :mod:`~foundation.training.modes`: the table of fine-tuning modes (what each one does);
 - :mod:`~foundation.training.finetune`: frozen / linear / full / lwld / unfreeze / lora;
-- :mod:`~foundation.training.lora`: the LoRA adapter (registered as ``"lora"``);
 - :mod:`~foundation.training.study`: ``data_efficiency(recipe, sizes, seeds, modes)``.
 
-Names below are imported on first use, so that ``import foundation.training.lora`` (which the
-checkpoint loader needs for LoRA deltas) does not import Lightning.
+Names below are imported on first use: ``import foundation.training`` does not import Lightning.
+LoRA lives with the models (:mod:`foundation.models.lora`), where checkpoints rebuild it.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from foundation.lazy import lazy_exports
 
-_EXPORTS: dict[str, str] = {
-    "Recipe": "foundation.training.recipe",
-    "RecipeError": "foundation.training.typed",
-    "load_recipe": "foundation.training.recipe",
-    "recipe_from_dict": "foundation.training.recipe",
-    "recipe_help": "foundation.training.recipe",
-    "save_recipe": "foundation.training.recipe",
-    "train": "foundation.training.run",
-    "RunResult": "foundation.training.run",
-    "JetDataModule": "foundation.training.datamodule",
-    "TrainingModule": "foundation.training.module",
-    "build_model": "foundation.training.builder",
-    "parameter_groups": "foundation.training.optim",
-    "apply_mode": "foundation.training.finetune",
-    "LoRALinear": "foundation.training.lora",
-    "data_efficiency": "foundation.training.study",
-    "read_metrics": "foundation.training.run_folder",
+_SUBMODULE_OF: dict[str, str] = {
+    "Recipe": "recipe",
+    "RecipeError": "typed",
+    "load_recipe": "recipe",
+    "recipe_from_dict": "recipe",
+    "recipe_help": "recipe",
+    "save_recipe": "recipe",
+    "train": "run",
+    "RunResult": "run",
+    "JetDataModule": "datamodule",
+    "TrainingModule": "module",
+    "build_model": "builder",
+    "parameter_groups": "optim",
+    "apply_mode": "finetune",
+    "data_efficiency": "study",
+    "read_metrics": "run_folder",
 }
+"""Public name -> the submodule of ``foundation.training`` defining it."""
 
-__all__ = sorted(_EXPORTS)
+__getattr__ = lazy_exports(__name__, _SUBMODULE_OF)
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'foundation.training' has no attribute {name!r}")
-    return getattr(importlib.import_module(_EXPORTS[name]), name)
+__all__ = sorted(_SUBMODULE_OF)

@@ -6,7 +6,7 @@
   MLPs (``frozen``) or linear probes (``linear``, set when the heads are built);
 - ``unfreeze``: the backbone starts frozen and its layer groups are unfrozen from the top, one
   every ``unfreeze_every`` epochs (a function of the epoch only, so resuming is exact);
-- ``lora``: the backbone is frozen and LoRA adapters (:mod:`foundation.training.lora`) train.
+- ``lora``: the backbone is frozen and LoRA adapters (:mod:`foundation.models.lora`) train.
 
 A fine-tune whose backbone weights stay those of the pretrained checkpoint (frozen, linear,
 lora) is saved as a *delta*: heads and adapters only, naming the base and its hash.
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from foundation.extras import requires_extra
 from foundation.model import Model
-from foundation.training.lora import ADAPTER_NAME, lora_parameters
+from foundation.models.lora import ADAPTER_NAME, lora_parameters
 from foundation.training.modes import get_mode, mode_names
 from foundation.training.recipe import FinetuneConfig, Recipe
 

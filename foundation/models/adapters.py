@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 AdapterFunction = Callable[..., None]
 
-BUILTIN_ADAPTER_MODULES: tuple[str, ...] = ("foundation.training.lora",)
+BUILTIN_ADAPTER_MODULES: tuple[str, ...] = ("foundation.models.lora",)
 """Modules registering the built-in adapters, imported on first use (not at import time)."""
 
 ADAPTERS: Registry[AdapterFunction] = Registry(

@@ -8,8 +8,8 @@ cross-attention (class tokens). So the adapter here changes the *weight* a layer
 ``.weight`` read), while the stored parameters keep their names: ``<layer>.weight`` and
 ``<layer>.bias`` are the base checkpoint's, ``<layer>.lora_a`` / ``<layer>.lora_b`` are new. A
 fine-tune therefore saves as a delta (heads + ``lora_*`` tensors) that names its base, and the
-adapter is registered with :func:`foundation.hub.register_adapter` so that ``config.json``
-alone rebuilds it.
+adapter is registered with :func:`foundation.models.adapters.register_adapter` so that
+``config.json`` alone rebuilds it.
 
 ``B`` starts at zero, so an adapted model starts exactly equal to its base.
 """
@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from foundation.hub.adapters import register_adapter
+from foundation.models.adapters import register_adapter
 
 if TYPE_CHECKING:
     from foundation.model import Model
