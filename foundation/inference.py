@@ -29,15 +29,12 @@ from foundation.evaluation.inputs import (
 from foundation.hub.schema import FeatureSchema
 from foundation.model import Model
 
-DEFAULT_MAX_PARTICLES = 128
-"""Particle slots per jet (the JetClass convention; more particles are dropped, softest first)."""
-
 
 def to_batch(
     records: JetRecords,
     model: Model,
     *,
-    max_particles: int = DEFAULT_MAX_PARTICLES,
+    max_particles: int | None = None,
     allow_missing_fields: bool = False,
 ) -> JetBatch:
     """The normalized :class:`JetBatch` of ``records`` for ``model``'s inputs.
@@ -45,7 +42,9 @@ def to_batch(
     Args:
         records: jets from :func:`~foundation.data.readers.read_jets` (any format).
         model: a model loaded from a checkpoint (its ``feature_schema`` says what to compute).
-        max_particles: particle slots per jet ``N``.
+        max_particles: particle slots per jet ``N`` (default: the checkpoint's
+            ``feature_schema.max_particles``, 128 for checkpoints that do not record it); more
+            particles are dropped, softest first.
         allow_missing_fields: accept records that lack a field some feature is computed from
             (impact parameters, identities): that feature is then 0 for every particle.
 
@@ -65,7 +64,8 @@ def to_batch(
         source,
         allow_missing=allow_missing_fields,
     )
-    padded = pad_jets(records, schema.particle_features, max_particles, schema.jet_features)
+    slots = schema.particle_slots if max_particles is None else max_particles
+    padded = pad_jets(records, schema.particle_features, slots, schema.jet_features)
     folder = (model.source or {}).get("folder", "checkpoint")
     particle_norm, jet_norm = normalizers_from_schema(schema, folder)
     particles = padded.particles
@@ -88,7 +88,7 @@ def predict(
     jets: JetRecords | str | PathLike[str] | Sequence[str | PathLike[str]],
     *,
     batch_size: int = 512,
-    max_particles: int = DEFAULT_MAX_PARTICLES,
+    max_particles: int | None = None,
     allow_missing_fields: bool = False,
 ) -> dict[str, dict[str, np.ndarray]]:
     """Every head's outputs on ``jets``, in eval mode, without gradients.
@@ -97,7 +97,7 @@ def predict(
         model: a model loaded from a checkpoint.
         jets: records, or files / glob patterns for :func:`~foundation.data.readers.read_jets`.
         batch_size: jets per forward pass.
-        max_particles: particle slots per jet.
+        max_particles: particle slots per jet (default: the checkpoint's, see :func:`to_batch`).
         allow_missing_fields: see :func:`to_batch`.
 
     Returns:

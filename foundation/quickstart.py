@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from foundation.data.slots import DEFAULT_MAX_PARTICLES
 from foundation.errors import OutputExistsError
 from foundation.training.modes import HEADLINE
 
@@ -96,7 +97,7 @@ def quickstart_recipe(config: QuickstartConfig) -> Any:
                 },
                 "cache_root": str(out / "cache"),
                 "features": "full",
-                "max_particles": 128,
+                "max_particles": DEFAULT_MAX_PARTICLES,
                 "classes": ["label_QCD", "label_Tbqq"],
                 "split": {"train": 0.5, "val": 0.1, "test": 0.4, "seed": config.seed},
                 "train_size": config.train_size,

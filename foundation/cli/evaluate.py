@@ -55,7 +55,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="cache folder to reuse, or to create from --data and keep (default: temporary)",
     )
     parser.add_argument(
-        "--max-particles", type=int, default=128, help="particle slots per jet of a new cache"
+        "--max-particles",
+        type=int,
+        default=None,
+        help="particle slots per jet of a new cache (default: the checkpoint's, 128 when it "
+        "does not record it)",
     )
     parser.add_argument("--heads", nargs="+", default=None, help="heads to evaluate (default all)")
     parser.add_argument(
@@ -97,6 +101,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.batch_size < 1:
         raise ValueError(f"--batch-size: expected >= 1, found {args.batch_size}")
+    if args.max_particles is not None and args.max_particles < 1:
+        raise ValueError(f"--max-particles: expected >= 1, found {args.max_particles}")
     if args.data is None and args.cache is None:
         raise ValueError("give the jets to evaluate with --data FILES (or an existing --cache)")
     reference, run_folder = run_checkpoint(args.run)

@@ -32,6 +32,7 @@ from foundation import __version__
 from foundation.data.features import pad_jets, resolve_feature_names
 from foundation.data.records import JetRecords
 from foundation.data.schema import JET_INPUTS, TRUTH_JET_BRANCHES, TRUTH_PARTICLE_BRANCHES
+from foundation.data.slots import DEFAULT_MAX_PARTICLES
 from foundation.errors import DataError, OutputExistsError
 
 CACHE_INFO = "cache.json"
@@ -222,7 +223,7 @@ def write_cache(
     folder: str | Path,
     *,
     features: str | Sequence[str] = "full",
-    max_particles: int = 128,
+    max_particles: int = DEFAULT_MAX_PARTICLES,
     jet_feature_names: Sequence[str] = JET_INPUTS,
     overwrite: bool = False,
     chunk_size: int = 8192,

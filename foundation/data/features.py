@@ -33,6 +33,7 @@ from foundation.data.schema import (
     TRUTH_JET_BRANCHES,
     TRUTH_PARTICLE_BRANCHES,
 )
+from foundation.data.slots import DEFAULT_MAX_PARTICLES
 from foundation.errors import DataError
 
 _FLOOR = 1e-8
@@ -367,7 +368,7 @@ class PaddedJets:
 def pad_jets(
     records: JetRecords,
     features: str | Sequence[str] = "full",
-    max_particles: int = 128,
+    max_particles: int = DEFAULT_MAX_PARTICLES,
     jet_feature_names: Sequence[str] = JET_INPUTS,
 ) -> PaddedJets:
     """Compute features and lay every jet out on ``max_particles`` slots sorted by decreasing pT.

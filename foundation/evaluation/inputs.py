@@ -186,7 +186,7 @@ def evaluation_dataset(
     data: str | Path | Sequence[str | Path] | None,
     *,
     cache: str | Path | None = None,
-    max_particles: int = 128,
+    max_particles: int | None = None,
     allow_missing_fields: bool = False,
 ) -> Iterator[EvaluationDataset]:
     """A normalized dataset of ``data`` cached with the checkpoint's features.
@@ -197,7 +197,8 @@ def evaluation_dataset(
             may be None when ``cache`` holds a cache already.
         cache: a cache folder to reuse, or to create from ``data`` and keep (default: a
             temporary folder, removed afterwards).
-        max_particles: particle slots per jet of a new cache.
+        max_particles: particle slots per jet of a new cache (default: the checkpoint's
+            ``feature_schema.max_particles``, 128 for checkpoints that do not record it).
         allow_missing_fields: accept data that lacks fields some features are computed from.
 
     Yields:
@@ -229,7 +230,7 @@ def evaluation_dataset(
                 iter_jets(files),
                 folder,
                 features=schema.particle_features,
-                max_particles=max_particles,
+                max_particles=schema.particle_slots if max_particles is None else max_particles,
                 jet_feature_names=schema.jet_features,
             )
         check_cache(model, info, allow_missing_fields=allow_missing_fields)

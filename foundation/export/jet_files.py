@@ -34,7 +34,7 @@ from foundation.data.readers import expand_paths, read_file
 from foundation.data.records import JetRecords
 from foundation.errors import DataError, OutputExistsError
 from foundation.export.metadata import read_metadata
-from foundation.inference import DEFAULT_MAX_PARTICLES, to_batch
+from foundation.inference import to_batch
 from foundation.model import Model
 
 JetSource = JetRecords | str | PathLike[str] | Sequence[str | PathLike[str]]
@@ -108,7 +108,7 @@ def write_jet_files(
     *,
     count: int = 5,
     onnx: str | PathLike[str] | None = None,
-    max_particles: int = DEFAULT_MAX_PARTICLES,
+    max_particles: int | None = None,
     allow_missing_fields: bool = False,
     overwrite: bool = False,
 ) -> list[Path]:
@@ -124,8 +124,9 @@ def write_jet_files(
         count: how many jets (fewer when the files hold fewer).
         onnx: the exported graph the files are for: its metadata's feature schema must equal
             the model's.
-        max_particles: particle slots per jet; more particles are dropped, softest first (as
-            in training and evaluation).
+        max_particles: particle slots per jet (default: the checkpoint's
+            ``feature_schema.max_particles``, 128 when it does not record it); more particles
+            are dropped, softest first (as in training and evaluation).
         allow_missing_fields: see :func:`foundation.inference.to_batch`.
         overwrite: replace a folder written before (it may hold only ``jet_*.txt`` files).
 
@@ -156,7 +157,7 @@ def write_selected_jets(
     model: Model,
     folder: str | PathLike[str],
     *,
-    max_particles: int = DEFAULT_MAX_PARTICLES,
+    max_particles: int | None = None,
     allow_missing_fields: bool = False,
     overwrite: bool = False,
 ) -> list[Path]:

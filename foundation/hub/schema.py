@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
+
+from foundation.data.slots import DEFAULT_MAX_PARTICLES, MAX_PARTICLES
 
 if TYPE_CHECKING:
     from foundation.data.batch import JetBatch
@@ -20,11 +22,15 @@ class FeatureSchema:
         jet_features: names of the ``J`` jet-level inputs, in input order.
         normalization: JSON-serialisable description of the input normalisation computed on the
             training split (e.g. ``{"part_pt_log": {"mean": 1.7, "std": 0.9}}``); opaque here.
+        max_particles: particle slots per jet ``N`` the model was trained with; None when
+            unknown (a checkpoint written before the field existed), read as
+            :data:`~foundation.data.slots.DEFAULT_MAX_PARTICLES` by :attr:`particle_slots`.
     """
 
     particle_features: tuple[str, ...]
     jet_features: tuple[str, ...] = ()
     normalization: dict[str, Any] | None = field(default=None, compare=True)
+    max_particles: int | None = None
 
     def __post_init__(self) -> None:
         for label, names in (
@@ -47,6 +53,19 @@ class FeatureSchema:
                 raise ValueError(
                     f"feature schema: normalization must be JSON-serialisable without NaN, {error}"
                 ) from None
+        slots = self.max_particles
+        if slots is not None and (
+            isinstance(slots, bool) or not isinstance(slots, int) or not 1 <= slots <= MAX_PARTICLES
+        ):
+            raise ValueError(
+                "feature schema: max_particles must be an integer from 1 to "
+                f"{MAX_PARTICLES} (particle slots per jet), found {slots!r}"
+            )
+
+    @property
+    def particle_slots(self) -> int:
+        """Slots per jet to pad inputs to: ``max_particles``, or the default when unknown."""
+        return DEFAULT_MAX_PARTICLES if self.max_particles is None else self.max_particles
 
     @classmethod
     def coerce(
@@ -70,23 +89,27 @@ class FeatureSchema:
                 f"found {type(value).__name__}"
             )
         if normalization is not None:
-            schema = cls(schema.particle_features, schema.jet_features, dict(normalization))
+            schema = replace(schema, normalization=dict(normalization))
         return schema
 
     def to_dict(self) -> dict[str, Any]:
-        """The ``feature_schema`` entry of ``config.json``."""
-        return {
+        """The ``feature_schema`` entry of ``config.json`` (``max_particles`` only when known)."""
+        data: dict[str, Any] = {
             "particle_features": list(self.particle_features),
             "jet_features": list(self.jet_features),
             "normalization": self.normalization,
         }
+        if self.max_particles is not None:
+            data["max_particles"] = self.max_particles
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> FeatureSchema:
         """Inverse of :meth:`to_dict`.
 
         Raises:
-            ValueError: ``particle_features`` is missing or not a list of names.
+            ValueError: ``particle_features`` is missing or not a list of names, or a bad
+                ``max_particles``.
         """
         if not isinstance(data.get("particle_features"), list):
             raise ValueError(
@@ -97,6 +120,7 @@ class FeatureSchema:
             tuple(data["particle_features"]),
             tuple(data.get("jet_features") or ()),
             data.get("normalization"),
+            data.get("max_particles"),
         )
 
     def differences(self, batch_or_names: JetBatch | Sequence[str]) -> list[str]:

@@ -142,7 +142,10 @@ def build_model(recipe: Recipe, summary: DataSummary, base: Model | None = None)
         arguments = head_arguments(recipe, head.type, head.kwargs, summary)
         model.add_head(name, head.type, weight=head.weight, **arguments)
     model.feature_schema = FeatureSchema(
-        summary.feature_names, summary.jet_feature_names, summary.normalization
+        summary.feature_names,
+        summary.jet_feature_names,
+        summary.normalization,
+        max_particles=recipe.data.max_particles,
     )
     return model
 

@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 import yaml
 
+from foundation.data.slots import DEFAULT_MAX_PARTICLES, MAX_PARTICLES
 from foundation.io import write_text
 from foundation.training.modes import ModeName, get_mode
 from foundation.training.typed import (
@@ -29,8 +30,6 @@ from foundation.training.typed import (
     to_plain,
 )
 
-MAX_PARTICLES = 4096
-"""Upper bound of ``data.max_particles`` (a JetClass jet has at most ~150 particles)."""
 LR_RANGE = (1e-12, 10.0)
 """Learning rates outside this range are refused (they cannot train; ``1e308`` overflows)."""
 
@@ -96,7 +95,9 @@ class DataConfig:
     features: str | list[str] = field(
         default="full", metadata=_help("particle features: kin, kinpid, full, or a list of names")
     )
-    max_particles: int = field(default=128, metadata=_help("particle slots per jet"))
+    max_particles: int = field(
+        default=DEFAULT_MAX_PARTICLES, metadata=_help("particle slots per jet")
+    )
     allow_missing_fields: bool = field(
         default=False,
         metadata=_help(
