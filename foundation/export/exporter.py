@@ -12,6 +12,7 @@ from os import PathLike
 from pathlib import Path
 
 import onnx
+import onnxruntime as ort
 import torch
 
 from foundation.data.batch import JetBatch
@@ -205,13 +206,7 @@ def _export(
         _trace(graph, spec, example, temporary, opset, _describe(model, heads))
         model.eval()  # the exporter restores modes on exit; the reference runs in eval mode
         proto = onnx.load(str(temporary))
-        try:
-            onnx.checker.check_model(proto)
-            session = create_session(temporary)
-        except Exception as error:
-            raise ExportError(
-                f"ONNX Runtime cannot load the exported graph of {_describe(model, heads)}: {error}"
-            ) from error
+        session = checked_session(proto, temporary, _describe(model, heads))
         export_seconds = time.perf_counter() - start
         report = None
         if config is not None:
@@ -253,6 +248,21 @@ def _export(
         export_seconds=export_seconds,
         parity_seconds=time.perf_counter() - start - export_seconds,
     )
+
+
+def checked_session(proto: onnx.ModelProto, path: Path, what: str) -> ort.InferenceSession:
+    """Check an exported graph and open it with ONNX Runtime.
+
+    Raises:
+        ExportError: the ONNX checker or ONNX Runtime refuses the graph (naming ``what``).
+    """
+    try:
+        onnx.checker.check_model(proto)
+        return create_session(path)
+    except Exception as error:
+        raise ExportError(
+            f"ONNX Runtime cannot load the exported graph of {what}: {error}"
+        ) from error
 
 
 def _describe(model: Model, heads: Sequence[str]) -> str:

@@ -49,7 +49,7 @@ from foundation.export.parity import (
     check_tolerance,
     compare_output,
 )
-from foundation.export.session import create_session, run_session
+from foundation.export.session import run_session
 from foundation.export.source import resolve_source
 from foundation.model import Model
 from foundation.models.layers import jet_relative_eta_phi
@@ -62,8 +62,6 @@ POINT_NAMES: tuple[str, str] = ("part_deta", "part_dphi")
 """``pf_points`` of a backbone that does not take its coordinates from the features."""
 VECTOR_NAMES: tuple[str, ...] = ("part_px", "part_py", "part_pz", "part_energy")
 MASK_NAME = "part_mask"
-DEFAULT_LENGTH = 128
-"""Slots per jet of weaver's JetClass configs (``var_length``)."""
 PREPROCESS_FILE = "preprocess.json"
 _OPEN = 1e32
 """weaver's bound of an untouched variable."""
@@ -188,7 +186,8 @@ def weaver_layout(model: Model, head: str | None = None, length: int | None = No
     Args:
         model: a model with a feature schema and a ``jet_classification`` head.
         head: the head to export (default: the model's only ``jet_classification`` head).
-        length: ``var_length`` (default: the backbone's ``pool_slots``, else 128).
+        length: ``var_length`` (default: the backbone's ``pool_slots``, else the checkpoint's
+            ``max_particles``, 128 when unknown: weaver's JetClass configs).
 
     Raises:
         ValueError: no feature schema, jet-level inputs (weaver's signature has none), no or
@@ -225,7 +224,7 @@ def weaver_layout(model: Model, head: str | None = None, length: int | None = No
         )
     pool_slots = config.get("pool_slots")
     if length is None:
-        length = int(pool_slots) if pool_slots else DEFAULT_LENGTH
+        length = int(pool_slots) if pool_slots else schema.particle_slots
     if length < 1 or (pool_slots and int(pool_slots) != length):
         raise ValueError(
             "length: expected a positive slot count"
@@ -477,7 +476,8 @@ def export_weaver_onnx(
             ``best/``, or a pretrained name.
         path: the ``.onnx`` file to write.
         head: the ``jet_classification`` head (default: the only one).
-        length: slots per jet in ``preprocess.json`` (default: ``pool_slots`` or 128).
+        length: slots per jet in ``preprocess.json`` (default: ``pool_slots``, else the
+            checkpoint's ``max_particles``, 128 when unknown).
         preprocess_path: where to write ``preprocess.json``.
         opset: ONNX opset.
         parity: run the parity gate (leave on).
@@ -493,7 +493,7 @@ def export_weaver_onnx(
         ExportError: the graph cannot be exported or run.
         ExportParityError: ONNX Runtime and PyTorch disagree (nothing is written).
     """
-    from foundation.export.exporter import _trace
+    from foundation.export.exporter import _trace, checked_session
 
     source = resolve_source(model_or_checkpoint)
     model = source.model
@@ -527,13 +527,7 @@ def export_weaver_onnx(
             proto = onnx.load(str(temporary))
             _restore_inputs(proto, spec)
             onnx.save(proto, str(temporary))
-            try:
-                onnx.checker.check_model(proto)
-                session = create_session(temporary)
-            except Exception as error:
-                raise ExportError(
-                    f"ONNX Runtime cannot load the exported graph of {what}: {error}"
-                ) from error
+            session = checked_session(proto, temporary, what)
             export_seconds = time.perf_counter() - start
             report = None
             if parity:
