@@ -150,34 +150,13 @@ def run_quickstart(
         OutputExistsError: ``config.out`` holds files that are not a quickstart.
         KeyError: the pretrained backbone is not found (the message lists the shipped ones).
     """
-    import torch
-
-    from foundation.evaluation.labels import mode_label
-    from foundation.evaluation.metrics import background_rejection, roc_auc
-    from foundation.evaluation.plots import plot_roc
     from foundation.export import export_onnx
-    from foundation.hub import list_pretrained
-    from foundation.hub.resolve import resolve_checkpoint
-    from foundation.training.epoch_log import EpochLog
     from foundation.training.sources import simulate
-    from foundation.training.study import binary_scores, data_efficiency
 
-    started = time.monotonic()
-
-    def phase_done(name: str, since: float) -> float:
-        now = time.monotonic()
-        echo(f"      {name} done in {_minutes(now - since)}")
-        return now
-
+    clock = _PhaseClock(echo)
     out = config.out
     _check_folder(out)
-    try:
-        resolve_checkpoint(config.backbone, None)
-    except (OSError, ValueError, KeyError) as error:
-        raise KeyError(
-            f"pretrained backbone {config.backbone!r} not found ({error}); shipped: "
-            f"{', '.join(list_pretrained()) or 'none'}"
-        ) from None
+    _check_backbone(config.backbone)
     out.mkdir(parents=True, exist_ok=True)
     (out / MARKER).write_text(json.dumps({"config": {**asdict(config), "out": str(out)}}))
 
@@ -187,7 +166,81 @@ def run_quickstart(
     )
     recipe = quickstart_recipe(config)
     simulate(recipe.data.simulate)
-    mark = phase_done("simulation", started)
+    clock.done("simulation")
+    study = _train(config, recipe, echo)
+    clock.done("training")
+
+    echo("[3/4] evaluating on held-out jets ...")
+    result = _score(study, recipe, out)
+    clock.done("evaluation")
+
+    best = max(result.rows, key=lambda row: row["roc_auc"])
+    echo(f"[4/4] exporting the best model ({best['mode']}) to ONNX with the parity check ...")
+    report = export_onnx(Path(best["run"]) / "best", out / "model.onnx", overwrite=True)
+    clock.done("export")
+    worst = max(o.max_abs for o in report.parity.outputs) if report.parity else float("nan")
+    result.files.update(
+        {
+            "onnx_model": str(report.path),
+            "study_table": str(study.markdown),
+            "simulated_jets": str(out / "data"),
+            "runs": str(out / "study"),
+        }
+    )
+    table = format_rows(result.rows)
+    (out / "results.md").write_text(table + "\n")
+    result.files["results"] = str(out / "results.md")
+    _write_marker(config, result, worst)
+    echo("")
+    echo(table)
+    echo("")
+    echo(
+        f"ONNX parity (ONNX Runtime vs PyTorch, {len(report.parity.cases) if report.parity else 0}"
+        f" shapes incl. 0 and 1 particles): max |difference| = {worst:.1e}"
+    )
+    for name, path in result.files.items():
+        echo(f"  {name:<15} {path}")
+    echo(f"quickstart finished in {clock.total()}")
+    return result
+
+
+class _PhaseClock:
+    """Prints how long each phase took, and the total."""
+
+    def __init__(self, echo: Callable[[str], None]) -> None:
+        self.echo = echo
+        self.started = self.mark = time.monotonic()
+
+    def done(self, phase: str) -> None:
+        now = time.monotonic()
+        self.echo(f"      {phase} done in {_minutes(now - self.mark)}")
+        self.mark = now
+
+    def total(self) -> str:
+        return _minutes(time.monotonic() - self.started)
+
+
+def _check_backbone(backbone: str) -> None:
+    """Refuse a pretrained backbone that cannot be found, listing the shipped ones."""
+    from foundation.hub import list_pretrained
+    from foundation.hub.resolve import resolve_checkpoint
+
+    try:
+        resolve_checkpoint(backbone, None)
+    except (OSError, ValueError, KeyError) as error:
+        raise KeyError(
+            f"pretrained backbone {backbone!r} not found ({error}); shipped: "
+            f"{', '.join(list_pretrained()) or 'none'}"
+        ) from None
+
+
+def _train(config: QuickstartConfig, recipe: Any, echo: Callable[[str], None]) -> Any:
+    """The three modes at each of their learning rates, a line per epoch (a ``StudyResult``)."""
+    import torch
+
+    from foundation.training.epoch_log import EpochLog
+    from foundation.training.study import data_efficiency
+
     threads = training_threads()
     torch.set_num_threads(threads)
     runs = sum(len(config.lr_grid.get(mode, (0,))) for mode in MODES)
@@ -197,19 +250,25 @@ def run_quickstart(
         f"rates on the validation jets: {runs} runs of {config.epochs} epochs, {threads} "
         f"thread{'s' if threads > 1 else ''} ..."
     )
-    study = data_efficiency(
+    return data_efficiency(
         recipe,
         [config.train_size],
         1,
         MODES,
-        out / "study",
+        config.out / "study",
         lr_grid=config.lr_grid,
-        callbacks=[EpochLog(echo, base=out / "study")],
+        callbacks=[EpochLog(echo, base=config.out / "study")],
     )
-    chosen = study.lr_selection
-    mark = phase_done("training", mark)
 
-    echo("[3/4] evaluating on held-out jets ...")
+
+def _score(study: Any, recipe: Any, out: Path) -> QuickstartResult:
+    """AUC and 1/εB of every mode on the test jets, and the ROC plot."""
+    from foundation.evaluation.labels import mode_label
+    from foundation.evaluation.metrics import background_rejection, roc_auc
+    from foundation.evaluation.plots import plot_roc
+    from foundation.training.study import binary_scores
+
+    chosen = study.lr_selection
     result = QuickstartResult()
     curves = {}
     for point in study.points:
@@ -229,53 +288,25 @@ def run_quickstart(
                 "run": str(point.folder),
             }
         )
-    best = max(result.rows, key=lambda row: row["roc_auc"])
-    result.best_mode = best["mode"]
+    result.best_mode = max(result.rows, key=lambda row: row["roc_auc"])["mode"]
     result.files["roc_plot"] = str(plot_roc(curves, out / "roc.png", title="top vs QCD"))
-
-    mark = phase_done("evaluation", mark)
-    echo(f"[4/4] exporting the best model ({best['mode']}) to ONNX with the parity check ...")
-    onnx_path = out / "model.onnx"
-    report = export_onnx(Path(best["run"]) / "best", onnx_path, overwrite=True)
-    phase_done("export", mark)
-    worst = max(o.max_abs for o in report.parity.outputs) if report.parity else float("nan")
-    result.files.update(
-        {
-            "onnx_model": str(report.path),
-            "study_table": str(study.markdown),
-            "simulated_jets": str(out / "data"),
-            "runs": str(out / "study"),
-        }
-    )
-    table = format_rows(result.rows)
-    (out / "results.md").write_text(table + "\n")
-    result.files["results"] = str(out / "results.md")
-    (out / MARKER).write_text(
-        json.dumps(
-            {
-                "config": {**asdict(config), "out": str(out)},
-                "rows": [
-                    {k: _finite(v) if isinstance(v, float) else v for k, v in row.items()}
-                    for row in result.rows
-                ],
-                "best_mode": result.best_mode,
-                "onnx_parity_max_abs_difference": _finite(worst),
-                "files": result.files,
-            },
-            indent=2,
-        )
-    )
-    echo("")
-    echo(table)
-    echo("")
-    echo(
-        f"ONNX parity (ONNX Runtime vs PyTorch, {len(report.parity.cases) if report.parity else 0}"
-        f" shapes incl. 0 and 1 particles): max |difference| = {worst:.1e}"
-    )
-    for name, path in result.files.items():
-        echo(f"  {name:<15} {path}")
-    echo(f"quickstart finished in {_minutes(time.monotonic() - started)}")
     return result
+
+
+def _write_marker(config: QuickstartConfig, result: QuickstartResult, worst: float) -> None:
+    """``quickstart.json``: the configuration, the table, the parity and the files."""
+    rows = [
+        {k: _finite(v) if isinstance(v, float) else v for k, v in row.items()}
+        for row in result.rows
+    ]
+    record = {
+        "config": {**asdict(config), "out": str(config.out)},
+        "rows": rows,
+        "best_mode": result.best_mode,
+        "onnx_parity_max_abs_difference": _finite(worst),
+        "files": result.files,
+    }
+    (config.out / MARKER).write_text(json.dumps(record, indent=2))
 
 
 def _minutes(seconds: float) -> str:
