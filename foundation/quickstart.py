@@ -127,7 +127,7 @@ def training_threads() -> int:
 
     On a shared machine, as many threads as cores spin against the other jobs and multiply the
     training time (measured: 7x with one 2-thread neighbour on 2 cores); one thread per free core
-    does not.
+    does not. The quickstart asks before it starts its own simulation workers.
     """
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     try:
@@ -154,6 +154,7 @@ def run_quickstart(
     from foundation.training.sources import simulate
 
     clock = _PhaseClock(echo)
+    threads = training_threads()  # before our own simulation workers load the machine
     out = config.out
     _check_folder(out)
     _check_backbone(config.backbone)
@@ -167,7 +168,7 @@ def run_quickstart(
     recipe = quickstart_recipe(config)
     simulate(recipe.data.simulate)
     clock.done("simulation")
-    study = _train(config, recipe, echo)
+    study = _train(config, recipe, threads, echo)
     clock.done("training")
 
     echo("[3/4] evaluating on held-out jets ...")
@@ -234,14 +235,13 @@ def _check_backbone(backbone: str) -> None:
         ) from None
 
 
-def _train(config: QuickstartConfig, recipe: Any, echo: Callable[[str], None]) -> Any:
+def _train(config: QuickstartConfig, recipe: Any, threads: int, echo: Callable[[str], None]) -> Any:
     """The three modes at each of their learning rates, a line per epoch (a ``StudyResult``)."""
     import torch
 
     from foundation.training.epoch_log import EpochLog
     from foundation.training.study import data_efficiency
 
-    threads = training_threads()
     torch.set_num_threads(threads)
     runs = sum(len(config.lr_grid.get(mode, (0,))) for mode in MODES)
     echo(
