@@ -53,7 +53,7 @@ from pathlib import Path
 
 import torch
 
-from foundation.benchmarking import CLOCKS, cpu_name, write_json
+from foundation.benchmarking import CLOCKS, cpu_name, jets_with_counts, write_json
 from foundation.data.batch import JetBatch
 from foundation.models.particlenet_packed import forward_packed
 from foundation.models.registry import create_backbone
@@ -69,16 +69,7 @@ def ragged_jets(batch_size: int, low: int, high: int, slots: int, seed: int = 0)
     """
     generator = torch.Generator().manual_seed(seed)
     counts = torch.randint(low, high + 1, (batch_size,), generator=generator)
-    mask = torch.arange(slots).expand(batch_size, slots) < counts.unsqueeze(1)
-    pt = 1.0 + 100.0 * torch.rand(batch_size, slots, generator=generator)
-    eta = 0.3 * torch.randn(batch_size, slots, generator=generator)
-    phi = 0.3 * torch.randn(batch_size, slots, generator=generator)
-    vectors = torch.stack(
-        [pt * phi.cos(), pt * phi.sin(), pt * torch.sinh(eta), pt * torch.cosh(eta)], dim=-1
-    )
-    keep = mask.unsqueeze(-1)
-    particles = torch.randn(batch_size, slots, FEATURES, generator=generator)
-    return JetBatch(particles * keep, mask, vectors * keep, torch.zeros(batch_size, 0))
+    return jets_with_counts(counts, slots, FEATURES, generator)
 
 
 def _alternate(

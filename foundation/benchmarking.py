@@ -50,7 +50,19 @@ def make_jets(
     """
     generator = torch.Generator().manual_seed(seed)
     counts = (mean_particles + 15.0 * torch.randn(batch_size, generator=generator)).round()
-    counts = counts.clamp(1, slots).long()
+    return jets_with_counts(counts.clamp(1, slots).long(), slots, features, generator)
+
+
+def jets_with_counts(
+    counts: torch.Tensor, slots: int, features: int, generator: torch.Generator
+) -> JetBatch:
+    """Random jets with ``counts[i]`` real particles in front (physical 4-vectors), zero padding.
+
+    Shapes:
+        - counts: ``[B]`` int64; output.particles: ``[B, slots, features]``; output.mask:
+          ``[B, slots]``
+    """
+    batch_size = len(counts)
     mask = torch.arange(slots).expand(batch_size, slots) < counts.unsqueeze(1)
     pt = 1.0 + 100.0 * torch.rand(batch_size, slots, generator=generator)
     eta = 0.3 * torch.randn(batch_size, slots, generator=generator)
