@@ -79,6 +79,7 @@ class QuickstartResult:
 def quickstart_recipe(config: QuickstartConfig) -> Any:
     """The top-tagging fine-tuning recipe the quickstart runs (a validated ``Recipe``)."""
     from foundation.training.recipe import recipe_from_dict
+    from heads.jet_classification import JetClassificationHead
 
     out = config.out.resolve()
     return recipe_from_dict(
@@ -105,7 +106,9 @@ def quickstart_recipe(config: QuickstartConfig) -> Any:
             },
             "model": {
                 "pretrained": config.backbone,
-                "heads": {HEAD: {"type": "jet_classification", "kwargs": {"hidden": [64]}}},
+                "heads": {
+                    HEAD: {"type": JetClassificationHead.head_type, "kwargs": {"hidden": [64]}}
+                },
             },
             "finetune": {"mode": "full", "head_lr_multiplier": 5.0},
             "optimizer": {"lr": 1.0e-3, "weight_decay": 0.01, "schedule": "cosine"},

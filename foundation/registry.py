@@ -86,6 +86,17 @@ class Registry(Generic[T]):
         self._entries[name] = entry
         self._origins[name] = entry if origin is None else origin
 
+    def remove(self, name: str) -> T:
+        """Unregister ``name`` and return its entry (e.g. a plugin registered by a test).
+
+        Raises:
+            KeyError: no such entry; the message lists the registered names and the closest.
+        """
+        if name not in self._entries:
+            raise KeyError(self.unknown_message(name))
+        self._origins.pop(name, None)
+        return self._entries.pop(name)
+
     def register(self, name: str) -> Callable[[T], T]:
         """A decorator registering the decorated object under ``name`` (checked at once).
 

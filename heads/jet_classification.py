@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 from foundation.data.batch import JetBatch
 from foundation.models.base import Features
-from heads.base import Head
+from heads.base import DataDescription, Head
 from heads.layers import binary_auc, masked_mean, mlp
+from heads.predictions import (
+    LABEL_TARGET,
+    Collector,
+    HeadPredictions,
+    Scored,
+    ScoreSettings,
+    label_lookup,
+)
 from heads.registry import register_head
 
 
@@ -42,6 +52,7 @@ class JetClassificationHead(Head):
     """
 
     level = "jet"
+    task = "classification"
 
     def __init__(
         self,
@@ -89,6 +100,34 @@ class JetClassificationHead(Head):
     @property
     def output_names(self) -> tuple[str, ...]:
         return ("logit", "probability") if self.binary else ("logits", "probabilities")
+
+    @property
+    def binary_output(self) -> str | None:
+        return "probability" if self.binary else None
+
+    @classmethod
+    def defaults_from_data(cls, data: DataDescription) -> dict[str, Any]:
+        """The data's class names (``data.classes`` or the files' labels)."""
+        return {"label_names": list(data.label_names)}
+
+    def collector(self, name: str, data_label_names: Sequence[str]) -> Collector:
+        """Collects ``scores`` and ``labels``; the data's labels are mapped to the head's
+        classes by name when the head reads the data's ``label`` target."""
+        from heads.evaluation.jet_classification import JetClassificationCollector
+
+        lookup = None
+        if self.target_key == LABEL_TARGET:
+            lookup = label_lookup(data_label_names, self.label_names, name)
+        return JetClassificationCollector(name, self, lookup)
+
+    @classmethod
+    def score(
+        cls, predictions: HeadPredictions, folder: Path | None, settings: ScoreSettings
+    ) -> Scored:
+        """See :func:`heads.evaluation.jet_classification.score`."""
+        from heads.evaluation.jet_classification import score
+
+        return score(predictions, folder, settings)
 
     def forward(self, features: Features, batch: JetBatch) -> dict[str, torch.Tensor]:
         logits = self.net(features.jet)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -11,6 +12,7 @@ from foundation.data.batch import JetBatch
 from foundation.models.base import Features
 from heads.base import Head
 from heads.layers import masked_mean, mlp
+from heads.predictions import Collector, HeadPredictions, Scored, ScoreSettings
 from heads.registry import register_head
 
 _LOG_VARIANCE_RANGE = (-20.0, 20.0)
@@ -48,6 +50,7 @@ class JetRegressionHead(Head):
     """
 
     level = "jet"
+    task = "regression"
 
     def __init__(
         self,
@@ -99,6 +102,26 @@ class JetRegressionHead(Head):
     @property
     def output_names(self) -> tuple[str, ...]:
         return ("mean", "log_variance") if self.gaussian else ("mean",)
+
+    def data_targets(self) -> tuple[str, ...]:
+        """Every target the head regresses."""
+        return self.label_names
+
+    def collector(self, name: str, data_label_names: Sequence[str]) -> Collector:
+        """Collects predicted and true targets with the jets' detector- and particle-level pT
+        and mass."""
+        from heads.evaluation.jet_regression import JetRegressionCollector
+
+        return JetRegressionCollector(name, self)
+
+    @classmethod
+    def score(
+        cls, predictions: HeadPredictions, folder: Path | None, settings: ScoreSettings
+    ) -> Scored:
+        """See :func:`heads.evaluation.jet_regression.score`."""
+        from heads.evaluation.jet_regression import score
+
+        return score(predictions, folder, settings)
 
     def forward(self, features: Features, batch: JetBatch) -> dict[str, torch.Tensor]:
         raw = self.net(features.jet)

@@ -5,13 +5,16 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import replace
+from pathlib import Path
+from typing import Any
 
 import torch
 
 from foundation.data.batch import JetBatch
 from foundation.models.base import Backbone, Features
-from heads.base import Head
+from heads.base import DataDescription, Head
 from heads.layers import masked_mean, mlp
+from heads.predictions import Collector, HeadPredictions, Scored, ScoreSettings
 from heads.registry import register_head
 
 MASKED_TARGET = "masked_particle"
@@ -94,6 +97,8 @@ class MaskedParticleHead(Head):
     """
 
     level = "particle"
+    task = "reconstruction"
+    uses_masking = True
 
     def __init__(
         self,
@@ -151,6 +156,30 @@ class MaskedParticleHead(Head):
     @property
     def output_names(self) -> tuple[str, ...]:
         return ("reconstruction",)
+
+    @classmethod
+    def defaults_from_data(cls, data: DataDescription) -> dict[str, Any]:
+        """The names of the data's particle features."""
+        return {"feature_names": list(data.feature_names)}
+
+    def data_targets(self) -> tuple[str, ...]:
+        """None: :func:`mask_particles` makes the head's targets from the batch."""
+        return ()
+
+    def collector(self, name: str, data_label_names: Sequence[str]) -> Collector:
+        """Collects the squared reconstruction error of each masked particle."""
+        from heads.evaluation.masked_particle import MaskedParticleCollector
+
+        return MaskedParticleCollector(name, self)
+
+    @classmethod
+    def score(
+        cls, predictions: HeadPredictions, folder: Path | None, settings: ScoreSettings
+    ) -> Scored:
+        """See :func:`heads.evaluation.masked_particle.score`."""
+        from heads.evaluation.masked_particle import score
+
+        return score(predictions, folder, settings)
 
     def forward(self, features: Features, batch: JetBatch) -> dict[str, torch.Tensor]:
         reconstruction = self.net(features.particles)

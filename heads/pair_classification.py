@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -14,9 +16,13 @@ from foundation.data.pairs import features_of_pairs
 from foundation.models.base import Features
 from heads.base import Head
 from heads.layers import binary_auc, masked_mean, mlp
+from heads.predictions import Collector, HeadPredictions, Scored, ScoreSettings
 from heads.registry import register_head
 
 NUM_PAIR_FEATURES = 4
+
+VERTEX_TARGET = "part_vertex"
+"""Batch target with each particle's true vertex index (``[B, N]``, -1 unknown)."""
 
 __all__ = ["PairClassificationHead", "same_vertex_targets"]
 
@@ -49,6 +55,7 @@ class PairClassificationHead(Head):
     """
 
     level = "pair"
+    task = "classification"
 
     def __init__(
         self,
@@ -121,6 +128,33 @@ class PairClassificationHead(Head):
         logits = torch.where(pair_mask, scores, 0.0)
         probabilities = torch.where(pair_mask, torch.sigmoid(logits), 0.0)
         return {"logits": logits, "probabilities": probabilities}
+
+    def evaluation_targets(self) -> tuple[str, ...]:
+        """The particles' true vertices, for vertex finding."""
+        return (VERTEX_TARGET,)
+
+    def with_derived_targets(self, batch: JetBatch) -> JetBatch:
+        """Add the same-vertex target from ``part_vertex`` when the batch lacks it."""
+        if self.target_key in batch.targets or VERTEX_TARGET not in batch.targets:
+            return batch
+        pairs = same_vertex_targets(batch.targets[VERTEX_TARGET].long(), batch.mask)
+        return dataclasses.replace(batch, targets={**batch.targets, self.target_key: pairs})
+
+    def collector(self, name: str, data_label_names: Sequence[str]) -> Collector:
+        """Collects the scores and labels of the labelled pairs, with the particles' jets and
+        true vertices."""
+        from heads.evaluation.pair_classification import PairClassificationCollector
+
+        return PairClassificationCollector(name, self)
+
+    @classmethod
+    def score(
+        cls, predictions: HeadPredictions, folder: Path | None, settings: ScoreSettings
+    ) -> Scored:
+        """See :func:`heads.evaluation.pair_classification.score`."""
+        from heads.evaluation.pair_classification import score
+
+        return score(predictions, folder, settings)
 
     def _scores(
         self,

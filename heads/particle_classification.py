@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -12,6 +13,7 @@ from foundation.data.schema import ORIGIN_CLASSES
 from foundation.models.base import Features
 from heads.base import Head
 from heads.layers import masked_mean, mlp
+from heads.predictions import Collector, HeadPredictions, Scored, ScoreSettings
 from heads.registry import register_head
 
 
@@ -36,6 +38,7 @@ class ParticleClassificationHead(Head):
     """
 
     level = "particle"
+    task = "classification"
 
     def __init__(
         self,
@@ -83,6 +86,21 @@ class ParticleClassificationHead(Head):
         logits = torch.where(keep, self.net(features.particles), 0.0)
         probabilities = torch.where(keep, torch.softmax(logits, dim=-1), 0.0)
         return {"logits": logits, "probabilities": probabilities}
+
+    def collector(self, name: str, data_label_names: Sequence[str]) -> Collector:
+        """Collects the class probabilities and labels of each real particle."""
+        from heads.evaluation.particle_classification import ParticleClassificationCollector
+
+        return ParticleClassificationCollector(name, self)
+
+    @classmethod
+    def score(
+        cls, predictions: HeadPredictions, folder: Path | None, settings: ScoreSettings
+    ) -> Scored:
+        """See :func:`heads.evaluation.particle_classification.score`."""
+        from heads.evaluation.particle_classification import score
+
+        return score(predictions, folder, settings)
 
     def class_indices(self, batch: JetBatch) -> torch.Tensor:
         """The target as class indices ``[B, N]`` with -1 on padding and unlabelled particles.

@@ -29,7 +29,9 @@ def register_head(name: str) -> Callable[[_HeadT], _HeadT]:
     """Register a :class:`~heads.base.Head` subclass under ``name``.
 
     The decorator sets ``cls.head_type = name`` so that a head built from the class knows the
-    name that rebuilds it from a checkpoint's ``config.json``.
+    name that rebuilds it from a checkpoint's ``config.json``, and ``cls.kind = name`` unless the
+    class inherits its :meth:`~heads.base.Head.collector` and :meth:`~heads.base.Head.score`
+    from a registered parent (then it is scored as that parent).
 
     Args:
         name: lower-case name such as ``"jet_classification"``.
@@ -49,9 +51,20 @@ def register_head(name: str) -> Callable[[_HeadT], _HeadT]:
             )
         HEADS.add(name, cls)
         cls.head_type = name
+        if not cls.kind or "collector" in vars(cls) or "score" in vars(cls):
+            cls.kind = name  # else it scores as the registered parent whose task it inherits
         return cls
 
     return decorator
+
+
+def unregister_head(name: str) -> type[Head]:
+    """Remove a registered head (e.g. one a test registered) and return its class.
+
+    Raises:
+        KeyError: the name is not registered.
+    """
+    return HEADS.remove(name)
 
 
 def list_heads() -> list[str]:

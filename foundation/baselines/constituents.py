@@ -25,9 +25,18 @@ from foundation.data.pairs import features_of_pairs
 from foundation.errors import DataError
 from foundation.evaluation.predict import HeadPredictions
 from heads.base import Head
+from heads.pair_classification import VERTEX_TARGET, PairClassificationHead
+from heads.particle_classification import ParticleClassificationHead
 
-CONSTITUENT_HEADS = ("particle_classification", "pair_classification")
-"""Head types the constituent trees stand in for."""
+CONSTITUENT_LEVELS = ("particle", "pair")
+"""Levels of the classification heads the constituent trees stand in for (one tree per
+particle, or per pair of particles)."""
+
+
+def stands_in_for(head: type[Head] | Head) -> bool:
+    """Whether the constituent trees can stand in for ``head``: a particle- or pair-level
+    classification head."""
+    return head.task == "classification" and head.level in CONSTITUENT_LEVELS
 
 
 def particle_rows(batch: JetBatch, target: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -122,7 +131,8 @@ def particle_predictions(
         collected["jet"].append(jets + n_jets)
         n_jets += len(batch)
     arrays = {key: np.concatenate(values) for key, values in collected.items()}
-    return HeadPredictions(head, "particle_classification", "particle", label_names, arrays, n_jets)
+    kind, level = ParticleClassificationHead.kind, ParticleClassificationHead.level
+    return HeadPredictions(head, kind, level, label_names, arrays, n_jets)
 
 
 def pair_predictions(
@@ -164,20 +174,31 @@ def pair_predictions(
             "node_jet": torch.arange(len(batch)).unsqueeze(1).expand_as(mask)[mask].numpy()
             + n_jets,
         }
-        if "part_vertex" in batch.targets:
-            rows["node_vertex"] = batch.targets["part_vertex"][mask].long().numpy()
+        if VERTEX_TARGET in batch.targets:
+            rows["node_vertex"] = batch.targets[VERTEX_TARGET][mask].long().numpy()
         for key, value in rows.items():
             collected.setdefault(key, []).append(np.asarray(value))
         n_jets += len(batch)
         n_nodes += int(mask.sum())
     arrays = {key: np.concatenate(values) for key, values in collected.items()}
-    return HeadPredictions(head, "pair_classification", "pair", label_names, arrays, n_jets)
+    kind, level = PairClassificationHead.kind, PairClassificationHead.level
+    return HeadPredictions(head, kind, level, label_names, arrays, n_jets)
 
 
 def constituent_predictions(
     name: str, head: Head, train: Iterable[JetBatch], test: Iterable[JetBatch], seed: int
 ) -> HeadPredictions:
-    """The trees standing in for ``head`` (of a type in :data:`CONSTITUENT_HEADS`), named
-    ``name``: its target and class names are the head's own."""
-    fit = particle_predictions if head.head_type == "particle_classification" else pair_predictions
+    """The trees standing in for ``head`` (a particle- or pair-level classification head, see
+    :func:`stands_in_for`), named ``name``: its target and class names are the head's own.
+
+    Raises:
+        ValueError: the trees cannot stand in for ``head``.
+    """
+    if not stands_in_for(head):
+        raise ValueError(
+            f"head {name!r} ({head.head_type}): the constituent trees stand in for particle- "
+            f"or pair-level classification heads, found a {head.level}-level {head.task or 'other'}"
+            " head"
+        )
+    fit = particle_predictions if head.level == "particle" else pair_predictions
     return fit(name, head.target_key, tuple(head.label_names), train, test, seed)

@@ -37,6 +37,8 @@ from foundation.evaluation.evaluate import (
 from foundation.evaluation.metrics import DEFAULT_EFFICIENCIES
 from foundation.evaluation.predict import HeadPredictions
 from foundation.evaluation.regression import DEFAULT_BINS
+from heads.jet_classification import JetClassificationHead
+from heads.jet_regression import JetRegressionHead
 
 TASKS = ("classification", "regression")
 TARGETS = {"classification": ("label",), "regression": ("jet_truth_pt", "jet_truth_mass")}
@@ -210,8 +212,8 @@ def baseline_predictions(
         scores = predicted[:, 1] if predicted.shape[1] == 2 else predicted
         return HeadPredictions(
             HEAD_NAME,
-            "jet_classification",
-            "jet",
+            JetClassificationHead.kind,
+            JetClassificationHead.level,
             names,
             {"scores": scores, "labels": records.labels.astype(np.int64)},
             records.n_jets,
@@ -226,7 +228,12 @@ def baseline_predictions(
     if "jet_truth_pt" in records.truth:
         arrays["truth_pt"] = np.asarray(records.truth["jet_truth_pt"], dtype=np.float64)
     return HeadPredictions(
-        HEAD_NAME, "jet_regression", "jet", (config.target,), arrays, records.n_jets
+        HEAD_NAME,
+        JetRegressionHead.kind,
+        JetRegressionHead.level,
+        (config.target,),
+        arrays,
+        records.n_jets,
     )
 
 

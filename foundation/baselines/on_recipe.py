@@ -16,14 +16,14 @@ the evaluation of those heads.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from sklearn.ensemble import HistGradientBoostingRegressor
 
-from foundation.baselines.constituents import CONSTITUENT_HEADS, constituent_predictions
+from foundation.baselines.constituents import constituent_predictions, stands_in_for
 from foundation.baselines.gbt import BaselineConfig, fit_baseline, predict_baseline
 from foundation.baselines.substructure import substructure_matrix
 from foundation.data.cache import open_arrays
@@ -32,18 +32,45 @@ from foundation.data.records import JetRecords
 from foundation.errors import DataError
 from foundation.evaluation.evaluate import evaluate_predictions, flatten_metrics
 from foundation.evaluation.metrics import DEFAULT_EFFICIENCIES, binary_metrics, rejection_key
-from foundation.evaluation.predict import RATIO_TARGETS, HeadPredictions, ratio_target
+from foundation.evaluation.predict import LABEL_TARGET, HeadPredictions
 from foundation.training.datamodule import JetDataModule
 from foundation.training.recipe import Recipe
+from heads.base import Head
+from heads.evaluation.jet_regression import RATIO_TARGETS, ratio_target
+from heads.jet_regression import JetRegressionHead
+from heads.registry import HEADS, create_head, get_head_class
+
+HeadTest = Callable[[type[Head]], bool]
+
+
+def _jet_classifier(head: type[Head]) -> bool:
+    return head.level == "jet" and head.task == "classification"
+
+
+def _jet_regressor(head: type[Head]) -> bool:
+    return head.level == "jet" and head.task == "regression"
+
+
+def _recipe_heads(recipe: Recipe, test: HeadTest) -> dict[str, Head]:
+    """The recipe's heads whose class passes ``test``, built (on a 1-wide embedding) to read
+    their targets and class names."""
+    return {
+        name: create_head(config.type, in_features=1, **config.kwargs)
+        for name, config in recipe.model.heads.items()
+        if test(get_head_class(config.type))
+    }
+
+
+def _registered(test: HeadTest) -> str:
+    """``a x head or a y head``: the registered heads that pass ``test``."""
+    names = [name for name in HEADS.names() if test(HEADS.get(name))]
+    return " or ".join(f"a {name} head" for name in names) or "a head of that kind"
 
 
 def binary_jet_heads(recipe: Recipe) -> list[str]:
-    """Names of the recipe's jet-classification heads that read the jet label."""
-    return [
-        name
-        for name, head in recipe.model.heads.items()
-        if head.type == "jet_classification" and head.kwargs.get("target", "label") == "label"
-    ]
+    """Names of the recipe's jet-level classification heads that read the jet label."""
+    heads = _recipe_heads(recipe, _jet_classifier)
+    return [name for name, head in heads.items() if head.target_key == LABEL_TARGET]
 
 
 TRUTH_TARGETS = ("jet_truth_pt", "jet_truth_mass")
@@ -51,13 +78,11 @@ TRUTH_TARGETS = ("jet_truth_pt", "jet_truth_mass")
 
 
 def regression_jet_heads(recipe: Recipe) -> dict[str, tuple[str, ...]]:
-    """The recipe's jet-regression heads whose targets the trees can fit: name -> targets."""
+    """The recipe's jet-level regression heads whose targets the trees can fit: name ->
+    targets."""
     heads = {}
-    for name, head in recipe.model.heads.items():
-        if head.type != "jet_regression":
-            continue
-        targets = head.kwargs.get("targets", TRUTH_TARGETS)
-        targets = (targets,) if isinstance(targets, str) else tuple(targets)
+    for name, head in _recipe_heads(recipe, _jet_regressor).items():
+        targets = tuple(head.data_targets())
         if all(target in RATIO_TARGETS or target in TRUTH_TARGETS for target in targets):
             heads[name] = targets
     return heads
@@ -115,14 +140,16 @@ def gbt_on_recipe(
     heads = binary_jet_heads(recipe)
     regression = regression_jet_heads(recipe)
     constituents = {
-        name: head for name, head in recipe.model.heads.items() if head.type in CONSTITUENT_HEADS
+        name: head
+        for name, head in recipe.model.heads.items()
+        if stands_in_for(get_head_class(head.type))
     }
     if not heads and not regression and not constituents:
         raise ValueError(
-            f"recipe {recipe.name}: the gbt baseline needs a jet_classification head on the "
-            f"jet label, a jet_regression head on "
-            f"{', '.join([*RATIO_TARGETS, *TRUTH_TARGETS])} or a "
-            f"{' or '.join(CONSTITUENT_HEADS)} head; heads: {', '.join(recipe.model.heads)}"
+            f"recipe {recipe.name}: the gbt baseline needs {_registered(_jet_classifier)} on "
+            f"the jet label, {_registered(_jet_regressor)} on "
+            f"{', '.join([*RATIO_TARGETS, *TRUTH_TARGETS])} or {_registered(stands_in_for)}; "
+            f"heads: {', '.join(recipe.model.heads)}"
         )
     data = JetDataModule(recipe.data, seed=recipe.trainer.seed, show_progress=False)
     summary = data.prepare()
@@ -169,17 +196,15 @@ def _constituent_predictions(
 ) -> dict[str, HeadPredictions]:
     """The particle and pair trees standing in for the heads of ``configs`` (recipe head
     configs), trained on the prepared ``data``'s training jets and run on its test jets."""
-    from heads import create_head
-
     built = {
         name: create_head(config.type, in_features=1, **config.kwargs)
         for name, config in configs.items()
     }
     targets = []
     for head in built.values():
-        targets.append(head.target_key)
-        if head.head_type == "pair_classification" and "part_vertex" in data.summary.targets:
-            targets.append("part_vertex")  # the true vertices, for vertex finding
+        targets += head.data_targets()
+        # e.g. the true vertices, for vertex finding
+        targets += [name for name in head.evaluation_targets() if name in data.summary.targets]
     data.require_targets(targets)
     return {
         name: constituent_predictions(name, head, data.loader("train"), data.loader("test"), seed)
@@ -278,4 +303,5 @@ def regression_predictions(
         "true": np.stack(true, axis=1),
         **test_quantities,
     }
-    return HeadPredictions(head, "jet_regression", "jet", tuple(targets), arrays, test.n_jets)
+    kind, level = JetRegressionHead.kind, JetRegressionHead.level
+    return HeadPredictions(head, kind, level, tuple(targets), arrays, test.n_jets)

@@ -46,6 +46,7 @@ from foundation.convert.weaver_config import WeaverDataConfig
 from foundation.data.schema import JETCLASS_LABELS
 from foundation.hub.schema import FeatureSchema
 from foundation.model import Model
+from heads.jet_classification import JetClassificationHead
 
 HEAD_NAME = "jetclass"
 """Name of the classification head of a converted ParT."""
@@ -155,7 +156,7 @@ def convert_weaver_part(
     if not embed_dims:
         raise ConversionError(source, "embed_dims is empty: the project's ParT embeds particles")
     head: dict[str, Any] = {
-        "type": "jet_classification",
+        "type": JetClassificationHead.head_type,
         "label_names": list(labels),
         "binary": False,
         "hidden": hidden,

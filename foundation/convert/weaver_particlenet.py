@@ -28,6 +28,7 @@ import torch
 from foundation.convert.weaver_common import ConversionError, check_state_dict, feature_schema
 from foundation.convert.weaver_config import WeaverDataConfig
 from foundation.model import Model
+from heads.jet_classification import JetClassificationHead
 
 HEAD_NAME = "jetclass"
 """Name of the classification head of a converted ParticleNet."""
@@ -93,7 +94,7 @@ def convert_weaver_particlenet(
         },
         {
             HEAD_NAME: {
-                "type": "jet_classification",
+                "type": JetClassificationHead.head_type,
                 "label_names": list(data_config.labels),
                 "binary": False,
                 "hidden": [int(size) for size, _ in fc_params],

@@ -1,16 +1,10 @@
 """Score every head of a model and write ``metrics.json`` and PNG plots into a folder.
 
 :func:`evaluate_model` runs a model over a loader (:func:`~foundation.evaluation.predict.predict`)
-and dispatches each head on its kind:
-
-- jet classification: accuracy, AUC, 1/εB at εS (multi-class: per signal class against the
-  background class); ROC and score plots;
-- jet regression: MAE and RMSE of each target; median response, σ68 and IQR/2, overall and in
-  bins of true pT, next to the detector-level reference (for a ratio target such as
-  ``log_pt_ratio``: of the corrected jet pT, reco × exp(prediction)); response plots;
-- particle classification: per-class efficiency, purity and AUC, macro AUC; score plots;
-- pair classification: pair AUC, vertex-finding efficiency and purity; score plot;
-- masked particle: reconstruction MSE, overall and per feature.
+and lets each head score its own predictions: :meth:`heads.base.Head.score` of the head class
+registered under the predictions' ``kind`` (the built-in heads' metrics and plots are described
+in :mod:`heads.evaluation`: jet classification, jet regression, particle and pair
+classification, masked particles).
 
 :func:`evaluate_predictions` does the same on already collected predictions (for the training
 engine's validation, without plots). In ``metrics.json`` a metric that is undefined (NaN, e.g.
@@ -28,24 +22,27 @@ import numpy as np
 
 from foundation import __version__
 from foundation.data.batch import JetBatch
-from foundation.evaluation import plots
-from foundation.evaluation.metrics import (
-    DEFAULT_EFFICIENCIES,
-    classification_metrics,
-    signal_vs_background_score,
-)
-from foundation.evaluation.particles import pair_metrics, particle_metrics
-from foundation.evaluation.predict import RATIO_TARGETS, HeadPredictions, predict
-from foundation.evaluation.regression import DEFAULT_BINS, regression_metrics, response
-from foundation.io import jsonable, write_json  # noqa: F401 - jsonable: the baselines' import
+from foundation.evaluation.metrics import DEFAULT_EFFICIENCIES
+from foundation.evaluation.predict import HeadPredictions, predict
+from foundation.evaluation.regression import DEFAULT_BINS
+from foundation.io import jsonable, write_json  # jsonable: the baselines import it from here
 from foundation.model import Model
+from heads.predictions import Scored, ScoreSettings
+from heads.registry import get_head_class
 
 METRICS_FILE = "metrics.json"
 EVALUATION_FORMAT = "foundation-evaluation"
 EVALUATION_VERSION = 1
 
-_REFERENCES = {"jet_truth_pt": "reco_pt", "jet_truth_mass": "reco_mass"}
-"""Detector-level reference of each known regression target."""
+__all__ = [
+    "METRICS_FILE",
+    "Scored",
+    "evaluate_model",
+    "evaluate_predictions",
+    "flatten_metrics",
+    "jsonable",
+    "write_json",
+]
 
 
 def evaluate_predictions(
@@ -61,7 +58,9 @@ def evaluate_predictions(
     """Metrics (and, with ``out_dir``, PNG plots) of collected predictions, head by head.
 
     Args:
-        predictions: from :func:`~foundation.evaluation.predict.predict`.
+        predictions: from :func:`~foundation.evaluation.predict.predict` (or predictions of
+            the same form, e.g. a baseline's); each is scored by the head class registered
+            under its ``kind``.
         out_dir: folder for the PNGs (``<head>_<plot>.png``); None for no plots.
         n_bootstrap: bootstrap resamples of the jet-level metrics (0: none).
         seed: bootstrap seed.
@@ -72,24 +71,19 @@ def evaluate_predictions(
     Returns:
         ``{head: {"kind", "level", "label_names", "metrics", "plots"}}``; a head skipped for
         lack of targets has ``"skipped"`` (the reason) and empty metrics.
+
+    Raises:
+        KeyError: a prediction's ``kind`` is not a registered head.
     """
     folder = None if out_dir is None else Path(out_dir)
+    settings = ScoreSettings(n_bootstrap, seed, bins, efficiencies, threshold)
     report = {}
     for name, prediction in predictions.items():
         entry = {"kind": prediction.kind, "level": prediction.level}
         if prediction.skipped is not None:
             report[name] = {**entry, "skipped": prediction.skipped, "metrics": {}, "plots": []}
             continue
-        score = _SCORERS[prediction.kind]
-        metrics, figures = score(
-            prediction,
-            folder,
-            n_bootstrap=n_bootstrap,
-            seed=seed,
-            bins=bins,
-            efficiencies=efficiencies,
-            threshold=threshold,
-        )
+        metrics, figures = get_head_class(prediction.kind).score(prediction, folder, settings)
         report[name] = {
             **entry,
             "label_names": list(prediction.label_names),
@@ -178,55 +172,6 @@ def evaluate_model(
     return json.loads((target / METRICS_FILE).read_text())
 
 
-# ---------------------------------------------------------------------------------- scorers
-Scored = tuple[dict[str, Any], list[Path]]
-
-
-def _jet_classification(
-    prediction: HeadPredictions,
-    folder: Path | None,
-    *,
-    n_bootstrap: int,
-    seed: int,
-    efficiencies: Sequence[float],
-    **_: Any,
-) -> Scored:
-    scores, labels = prediction.arrays.get("scores"), prediction.arrays.get("labels")
-    names = prediction.label_names
-    if scores is None or labels is None:
-        return {"n": 0}, []
-    metrics = classification_metrics(
-        scores,
-        labels,
-        names,
-        efficiencies=efficiencies,
-        n_bootstrap=n_bootstrap,
-        seed=seed,
-    )
-    if folder is None:
-        return metrics, []
-    keep = labels >= 0
-    scores, labels = scores[keep], labels[keep]
-    if scores.ndim == 1:
-        curves = {f"{names[1]} vs {names[0]}": (scores, labels == 1)}
-        panels = {prediction.name: {names[0]: scores[labels == 0], names[1]: scores[labels == 1]}}
-    else:
-        curves, panels = {}, {}
-        for signal in range(1, len(names)):
-            rows = (labels == signal) | (labels == 0)
-            discriminant = signal_vs_background_score(scores[rows], signal, 0)
-            curves[f"{names[signal]} vs {names[0]}"] = (discriminant, labels[rows] == signal)
-            panels[f"{names[signal]} vs {names[0]}"] = {
-                names[0]: discriminant[labels[rows] == 0],
-                names[signal]: discriminant[labels[rows] == signal],
-            }
-    figures = [
-        plots.plot_roc(curves, folder / f"{prediction.name}_roc.png", title=prediction.name),
-        plots.plot_scores(panels, folder / f"{prediction.name}_scores.png"),
-    ]
-    return metrics, figures
-
-
 def flatten_metrics(value: Any, name: str, out: dict[str, float]) -> None:
     """Add every scalar of a nested metrics dict to ``out`` as ``<name>/<key>/...``; counts
     (``n``, ``n_*``), strings and binned series are left out."""
@@ -236,171 +181,3 @@ def flatten_metrics(value: Any, name: str, out: dict[str, float]) -> None:
                 flatten_metrics(item, f"{name}/{key}", out)
     elif isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool):
         out[name] = float(value)
-
-
-def _error_summary(predicted: np.ndarray, true: np.ndarray) -> dict[str, float]:
-    error = predicted - true
-    error = error[np.isfinite(error)]
-    return {
-        "n": int(error.size),
-        "mae": float(np.mean(np.abs(error))) if error.size else float("nan"),
-        "rmse": float(np.sqrt(np.mean(error**2))) if error.size else float("nan"),
-    }
-
-
-def _physical(
-    target: str, predicted: np.ndarray, true: np.ndarray, arrays: Mapping[str, np.ndarray]
-) -> tuple[str, np.ndarray, np.ndarray, np.ndarray | None] | None:
-    """(quantity, predicted, true, detector reference) on which to measure the response of a
-    target, or None when it has no response (a signed target without its truth)."""
-    if target in RATIO_TARGETS:
-        quantity, log = RATIO_TARGETS[target]
-        truth, reco = arrays.get(f"truth_{quantity}"), arrays.get(f"reco_{quantity}")
-        if truth is None or reco is None:
-            return None
-        return (
-            f"jet_truth_{quantity}",
-            reco * (np.exp(predicted) if log else predicted),
-            truth,
-            reco,
-        )
-    finite = true[np.isfinite(true)]
-    if finite.size and not (finite > 0).all():
-        return None
-    return target, predicted, true, arrays.get(_REFERENCES.get(target, ""))
-
-
-def _jet_regression(
-    prediction: HeadPredictions,
-    folder: Path | None,
-    *,
-    n_bootstrap: int,
-    seed: int,
-    bins: int | Sequence[float],
-    **_: Any,
-) -> Scored:
-    arrays = prediction.arrays
-    if "predicted" not in arrays:
-        return {"n": 0}, []
-    metrics: dict[str, Any] = {}
-    figures: list[Path] = []
-    binned_by_pt = "truth_pt" in arrays
-    for column, target in enumerate(prediction.label_names):
-        predicted, true = arrays["predicted"][:, column], arrays["true"][:, column]
-        summary: dict[str, Any] = _error_summary(predicted, true)
-        physical = _physical(target, predicted, true, arrays)
-        metrics[target] = summary
-        if physical is None:
-            summary["note"] = "no response metrics: the target is not a positive quantity"
-            continue
-        quantity, value, truth, reference = physical
-        summary["quantity"] = quantity
-        summary["binned_by"] = "jet_truth_pt" if binned_by_pt else quantity
-        result = regression_metrics(
-            value,
-            truth,
-            reference=reference,
-            binning=arrays["truth_pt"] if binned_by_pt else truth,
-            bins=bins,
-            n_bootstrap=n_bootstrap,
-            seed=seed,
-        )
-        mae, rmse = result.pop("mae"), result.pop("rmse")
-        if quantity != target:  # the errors of the target itself are above; these are in GeV
-            summary["quantity_mae"], summary["quantity_rmse"] = mae, rmse
-        summary.update(result)
-        if folder is None:
-            continue
-        series = {"model": summary["model_binned"]}
-        responses = {"model": response(value, truth)}
-        if reference is not None:
-            series["detector"] = summary["reference_binned"]
-            responses["detector"] = response(reference, truth)
-        stem = f"{prediction.name}_{target}"
-        xlabel = "true jet $p_T$ [GeV]" if binned_by_pt else quantity
-        figures.append(
-            plots.plot_response_vs_binned(
-                series, folder / f"{stem}_response_vs_pt.png", xlabel=xlabel
-            )
-        )
-        figures.append(
-            plots.plot_response_histogram(
-                responses,
-                folder / f"{stem}_response.png",
-                xlabel=f"response: predicted / true {quantity}",
-            )
-        )
-    return metrics, figures
-
-
-def _particle_classification(prediction: HeadPredictions, folder: Path | None, **_: Any) -> Scored:
-    arrays = prediction.arrays
-    names = prediction.label_names
-    if "probabilities" not in arrays:
-        return {"n": 0}, []
-    metrics = particle_metrics(arrays["probabilities"], arrays["labels"], names)
-    if folder is None:
-        return metrics, []
-    labels = arrays["labels"]
-    panels = {
-        f"P({name})": {
-            name: arrays["probabilities"][labels == k, k],
-            "others": arrays["probabilities"][(labels >= 0) & (labels != k), k],
-        }
-        for k, name in enumerate(names)
-    }
-    path = plots.plot_scores(panels, folder / f"{prediction.name}_scores.png", xlabel="probability")
-    return metrics, [path]
-
-
-def _pair_classification(
-    prediction: HeadPredictions, folder: Path | None, *, threshold: float, **_: Any
-) -> Scored:
-    arrays = prediction.arrays
-    if "scores" not in arrays:
-        return {"n_pairs": 0}, []
-    num_tracks = len(arrays["node_jet"])
-    metrics = pair_metrics(
-        arrays["scores"],
-        arrays["labels"],
-        arrays["first"],
-        arrays["second"],
-        num_tracks=num_tracks,
-        true_vertex=arrays.get("node_vertex"),
-        track_jet=arrays["node_jet"],
-        threshold=threshold,
-    )
-    if folder is None:
-        return metrics, []
-    names = prediction.label_names
-    labels = arrays["labels"]
-    panels = {
-        prediction.name: {
-            names[0]: arrays["scores"][labels == 0],
-            names[1]: arrays["scores"][labels == 1],
-        }
-    }
-    path = plots.plot_scores(panels, folder / f"{prediction.name}_scores.png")
-    return metrics, [path]
-
-
-def _masked_particle(prediction: HeadPredictions, folder: Path | None, **_: Any) -> Scored:
-    error = prediction.arrays.get("squared_error")
-    if error is None or not len(error):
-        return {"n": 0, "mse": float("nan")}, []
-    names = prediction.label_names or tuple(f"feature_{k}" for k in range(error.shape[1]))
-    per_feature = error.mean(axis=0)
-    return {
-        "n": len(error),
-        "mse": float(error.mean()),
-        "per_feature": {name: float(v) for name, v in zip(names, per_feature, strict=True)},
-    }, []
-
-
-_SCORERS = {
-    "jet_classification": _jet_classification,
-    "jet_regression": _jet_regression,
-    "particle_classification": _particle_classification,
-    "pair_classification": _pair_classification,
-    "masked_particle": _masked_particle,
-}

@@ -53,6 +53,7 @@ from foundation.export.session import run_session
 from foundation.export.source import resolve_source
 from foundation.model import Model
 from foundation.models.layers import jet_relative_eta_phi
+from heads.base import Head
 
 POINTS, FEATURES, VECTORS, MASK = "pf_points", "pf_features", "pf_vectors", "pf_mask"
 INPUT_NAMES: tuple[str, ...] = (POINTS, FEATURES, VECTORS, MASK)
@@ -130,6 +131,12 @@ class WeaverExportReport:
         return "\n".join(lines)
 
 
+def is_jet_classifier(head: Head) -> bool:
+    """Whether weaver's ``softmax`` output can carry ``head``: a jet-level classification head
+    (its :meth:`~heads.base.Head.class_probabilities` are the ``softmax`` columns)."""
+    return head.level == "jet" and head.task == "classification"
+
+
 class WeaverGraph(nn.Module):
     """A model's backbone and one classification head on weaver's channels-first inputs.
 
@@ -143,7 +150,6 @@ class WeaverGraph(nn.Module):
         super().__init__()
         self.backbone = model.backbone
         self.head = model.heads[head]
-        self.binary = bool(getattr(self.head, "binary", False))
         width = int(model.backbone.config["in_features"])
         columns = list(range(width))
         for point, column in enumerate(coordinates or ()):
@@ -174,10 +180,7 @@ class WeaverGraph(nn.Module):
             jet=particles.new_zeros(particles.shape[0], 0),
         )
         outputs = self.head(self.backbone(batch), batch)
-        if self.binary:
-            probability = outputs["probability"].unsqueeze(-1)
-            return torch.cat([1 - probability, probability], dim=-1)
-        return outputs["probabilities"]
+        return self.head.class_probabilities(outputs)
 
 
 def weaver_layout(model: Model, head: str | None = None, length: int | None = None) -> WeaverLayout:
@@ -207,7 +210,7 @@ def weaver_layout(model: Model, head: str | None = None, length: int | None = No
             "inputs; weaver's signature has particle inputs only (export it with the project's "
             "signature)"
         )
-    classifiers = [n for n, h in model.heads.items() if h.head_type == "jet_classification"]
+    classifiers = [n for n, h in model.heads.items() if is_jet_classifier(h)]
     if head is None:
         if len(classifiers) != 1:
             raise ValueError(
@@ -220,7 +223,8 @@ def weaver_layout(model: Model, head: str | None = None, length: int | None = No
     if head not in classifiers:
         raise ValueError(
             f"head {head!r} is a {model.heads[head].head_type} head; weaver's softmax output "
-            f"needs a jet_classification head ({classifiers or 'the model has none'})"
+            f"needs a jet-level classification head such as jet_classification "
+            f"({classifiers or 'the model has none'})"
         )
     pool_slots = config.get("pool_slots")
     if length is None:
@@ -419,11 +423,7 @@ def check_weaver_parity(
     parity = OutputParity(OUTPUT)
     for label, batch in cases:
         outputs = model(batch.to("cpu"), heads=[layout.head])[layout.head]
-        if "probabilities" in outputs:
-            reference = outputs["probabilities"]
-        else:
-            probability = outputs["probability"].unsqueeze(-1)
-            reference = torch.cat([1 - probability, probability], dim=-1)
+        reference = model.heads[layout.head].class_probabilities(outputs)
         try:
             actual = run_session(session, weaver_feeds(batch, layout.coordinates))[OUTPUT]
         except Exception as error:

@@ -1,6 +1,7 @@
 """The LightningModule: one training / validation / test step for any :class:`Model`.
 
-A model with a ``masked_particle`` head is trained on batches made by
+A model with a head that uses masking (:attr:`heads.base.Head.uses_masking`, e.g. a
+``masked_particle`` head) is trained on batches made by
 :func:`heads.masked_particle.mask_particles`; its other heads (e.g. the 10-class jet identity
 of multi-task pretraining) see the same masked batch, so one backbone pass serves every loss.
 The total loss is the heads' weighted sum (:meth:`Model.loss`).
@@ -68,7 +69,7 @@ class TrainingModule(L.LightningModule):
         super().__init__()
         self.model = model
         self.recipe = recipe
-        self.masked = any(head.head_type == "masked_particle" for head in model.heads.values())
+        self.masked = any(head.uses_masking for head in model.heads.values())
         self.final_prefix: str | None = None
         self.total_steps: int | None = None
         self._sums: dict[str, tuple[Any, int]] = {}
