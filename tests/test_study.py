@@ -3,6 +3,7 @@ summary over seeds, the report's files, and the checks of a study request."""
 
 from __future__ import annotations
 
+import ast
 import json
 import math
 from pathlib import Path
@@ -21,6 +22,19 @@ from foundation.training.study_report import (
     study_record,
     write_study_report,
 )
+
+EVALUATION = Path(__file__).resolve().parents[1] / "foundation" / "evaluation"
+
+
+@pytest.mark.parametrize("name", ["study_scores.py", "study_summary.py"])
+def test_the_studys_evaluation_modules_do_not_import_training(name: str) -> None:
+    imported = set()
+    for node in ast.walk(ast.parse((EVALUATION / name).read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            imported.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            imported.add(node.module)
+    assert not [module for module in imported if module.startswith("foundation.training")]
 
 
 def _points() -> list[StudyPoint]:
