@@ -211,11 +211,99 @@ class OutputConventions:
 
 
 @dataclass(frozen=True)
+class ChargedSubtractionCard:
+    """Charged-hadron subtraction (Delphes TrackPileUpSubtractor + RecoPuFilter).
+
+    A track of a pileup interaction whose production point is farther than ``z_resolution``
+    (mm) along the beam from the primary vertex is removed; closer ones cannot be told apart
+    from the primary vertex's tracks and are kept.
+    """
+
+    z_resolution: float
+
+
+@dataclass(frozen=True)
+class PuppiRegion:
+    """PUPPI settings of one |eta| range (one column of the Delphes RunPUPPI parameters).
+
+    Attributes:
+        abs_eta_min, abs_eta_max: the range (the first region holding a particle's |eta| is
+            used; a particle in none keeps weight 1).
+        pt_min: particles below this pT belong to no region (weight 1).
+        cone: radius of the cone in which alpha sums the primary vertex's charged particles.
+        rms_pt_min: only charged particles above this pT enter the median and RMS of alpha.
+        rms_scale: factor on the RMS.
+        neutral_pt_min, neutral_pt_slope: a neutral whose weighted pT is below
+            ``neutral_pt_min + neutral_pt_slope * NPV`` gets weight 0.
+        low_pu_correction: RMS from the values below the median only, and median and RMS
+            lowered by the share of primary-vertex particles below the median.
+    """
+
+    abs_eta_min: float
+    abs_eta_max: float
+    pt_min: float
+    cone: float
+    rms_pt_min: float
+    rms_scale: float
+    neutral_pt_min: float
+    neutral_pt_slope: float
+    low_pu_correction: bool
+
+
+@dataclass(frozen=True)
+class PuppiCard:
+    """PUPPI weights for neutral candidates (Delphes RunPUPPI with metric 5 and charged inputs).
+
+    Attributes:
+        min_weight: weights below it are set to 0 (the particle is dropped).
+        vertex_efficiency: NPV = int(vertex_efficiency x number of vertices) when any pileup
+            track is present (1 otherwise), for the neutral pT threshold.
+        regions: the |eta| ranges and their settings.
+    """
+
+    min_weight: float
+    vertex_efficiency: float
+    regions: tuple[PuppiRegion, ...]
+
+
+@dataclass(frozen=True)
 class DelphesPileupCard:
-    """Overlay of minimum-bias interactions (off when ``mean_interactions`` is 0)."""
+    """Overlay of minimum-bias interactions (off when ``mean_interactions`` is 0) and its
+    mitigation.
+
+    The optional settings are off by default and left out of :meth:`DelphesCard.to_dict` when
+    off, so a card without them keeps its digest.
+
+    Attributes:
+        mean_interactions: Poisson mean of the number of pileup interactions per event.
+        z_sigma: mm, Gaussian spread of the interactions along the beam.
+        z_max: mm, the spread is cut at ``|z| <= z_max`` (None = not cut).
+        spread_primary_vertex: the hard-scatter vertex is drawn from the same distribution
+            (False: at z = 0); track ``dz`` and production points are then written relative to
+            it, as the JetClass-II ntupliser does.
+        charged_subtraction: remove the tracks of pileup vertices (None = off).
+        puppi: PUPPI weights for neutral candidates (None = off; needs charged_subtraction).
+    """
 
     mean_interactions: float
     z_sigma: float
+    z_max: float | None = None
+    spread_primary_vertex: bool = False
+    charged_subtraction: ChargedSubtractionCard | None = None
+    puppi: PuppiCard | None = None
+
+    @property
+    def changes_reconstruction(self) -> bool:
+        """Whether any optional setting acts after the detector (frame shift or mitigation)."""
+        return (
+            self.spread_primary_vertex
+            or self.charged_subtraction is not None
+            or self.puppi is not None
+        )
+
+
+_PILEUP_REQUIRED = ("mean_interactions", "z_sigma")
+_PILEUP_OPTIONAL = ("z_max", "spread_primary_vertex", "charged_subtraction", "puppi")
 
 
 @dataclass(frozen=True)
@@ -234,8 +322,18 @@ class DelphesCard:
     model: str = "delphes"
 
     def to_dict(self) -> dict[str, Any]:
-        """The card as a plain dictionary of JSON types (infinities as the string "inf")."""
-        return _plain(asdict(self))
+        """The card as a plain dictionary of JSON types (infinities as the string "inf").
+
+        Optional pileup settings that are off are left out (a card without them keeps the
+        digest it had before they existed).
+        """
+        data = asdict(self)
+        data["pileup"] = {
+            key: value
+            for key, value in data["pileup"].items()
+            if key in _PILEUP_REQUIRED or value not in (None, False)
+        }
+        return _plain(data)
 
     def digest(self) -> str:
         """A short sha256 of the card's content, recorded with every simulated shard."""
@@ -267,13 +365,16 @@ class _Reader:
     def __init__(self, source: str) -> None:
         self.source = source
 
-    def mapping(self, value: Any, field: str, keys: tuple[str, ...]) -> dict[str, Any]:
+    def mapping(
+        self, value: Any, field: str, keys: tuple[str, ...], optional: tuple[str, ...] = ()
+    ) -> dict[str, Any]:
         if not isinstance(value, dict):
             raise DataError(self.source, field, "a mapping of settings", type(value).__name__)
+        known = (*keys, *optional)
         for key in value:
-            if key not in keys:
-                close = difflib.get_close_matches(str(key), keys, n=1)
-                hint = f"did you mean '{close[0]}'?" if close else f"known keys: {', '.join(keys)}"
+            if key not in known:
+                close = difflib.get_close_matches(str(key), known, n=1)
+                hint = f"did you mean '{close[0]}'?" if close else f"known keys: {', '.join(known)}"
                 raise DataError(
                     self.source, f"{field}.{key}", "a known setting", "an unknown key", hint
                 )
@@ -459,6 +560,76 @@ def _impact_parameters(reader: _Reader, value: Any) -> ImpactParameterCard:
     )
 
 
+def _puppi(reader: _Reader, value: Any) -> PuppiCard:
+    field = "pileup.puppi"
+    data = reader.mapping(value, field, ("min_weight", "vertex_efficiency", "regions"))
+    fractions = {}
+    for key in ("min_weight", "vertex_efficiency"):
+        fractions[key] = reader.number(data[key], f"{field}.{key}")
+        if fractions[key] > 1:
+            raise DataError(reader.source, f"{field}.{key}", "a number in [0, 1]", fractions[key])
+    regions = data["regions"]
+    if not isinstance(regions, list) or not regions:
+        raise DataError(
+            reader.source, f"{field}.regions", "a non-empty list of |eta| ranges", regions
+        )
+    parsed = []
+    for index, entry in enumerate(regions):
+        where = f"{field}.regions[{index}]"
+        names = tuple(PuppiRegion.__dataclass_fields__)
+        entry = reader.mapping(entry, where, names)
+        values: dict[str, Any] = {
+            key: reader.number(entry[key], f"{where}.{key}")
+            for key in names
+            if key != "low_pu_correction"
+        }
+        values["low_pu_correction"] = reader.flag(
+            entry["low_pu_correction"], f"{where}.low_pu_correction"
+        )
+        for key in ("cone", "rms_scale"):
+            if values[key] <= 0:
+                raise DataError(reader.source, f"{where}.{key}", "a number > 0", values[key])
+        if values["abs_eta_max"] <= values["abs_eta_min"]:
+            raise DataError(
+                reader.source,
+                f"{where}.abs_eta_max",
+                f"a number > abs_eta_min ({values['abs_eta_min']})",
+                values["abs_eta_max"],
+            )
+        parsed.append(PuppiRegion(**values))
+    return PuppiCard(regions=tuple(parsed), **fractions)
+
+
+def _pileup(reader: _Reader, value: Any) -> DelphesPileupCard:
+    data = reader.mapping(value, "pileup", _PILEUP_REQUIRED, _PILEUP_OPTIONAL)
+    settings: dict[str, Any] = {
+        key: reader.number(data[key], f"pileup.{key}") for key in _PILEUP_REQUIRED
+    }
+    if "z_max" in data:
+        settings["z_max"] = reader.number(data["z_max"], "pileup.z_max", 1e-9)
+    if "spread_primary_vertex" in data:
+        settings["spread_primary_vertex"] = reader.flag(
+            data["spread_primary_vertex"], "pileup.spread_primary_vertex"
+        )
+    if "charged_subtraction" in data:
+        subtraction = reader.mapping(
+            data["charged_subtraction"], "pileup.charged_subtraction", ("z_resolution",)
+        )
+        settings["charged_subtraction"] = ChargedSubtractionCard(
+            reader.number(subtraction["z_resolution"], "pileup.charged_subtraction.z_resolution")
+        )
+    if "puppi" in data:
+        if "charged_subtraction" not in data:
+            raise DataError(
+                reader.source,
+                "pileup.puppi",
+                "pileup.charged_subtraction as well (PUPPI takes the vertex of each track from it)",
+                "no pileup.charged_subtraction",
+            )
+        settings["puppi"] = _puppi(reader, data["puppi"])
+    return DelphesPileupCard(**settings)
+
+
 def _output(reader: _Reader, value: Any) -> OutputConventions:
     keys = tuple(OutputConventions.__dataclass_fields__)
     data = reader.mapping(value, "output", keys)
@@ -516,7 +687,6 @@ def parse_delphes_card(data: dict[str, Any], source: str) -> DelphesCard:
         raise DataError(
             source, "identification.charged_hadron_pdg_ids", "a list of integer PDG ids", pdg_ids
         )
-    pileup = reader.mapping(data["pileup"], "pileup", ("mean_interactions", "z_sigma"))
     return DelphesCard(
         name=str(data["name"]),
         propagation=PropagationCard(
@@ -535,5 +705,5 @@ def parse_delphes_card(data: dict[str, Any], source: str) -> DelphesCard:
         hcal=_calorimeter(reader, data["hcal"], "hcal"),
         identification=IdentificationRules(tuple(abs(v) for v in pdg_ids)),
         output=_output(reader, data["output"]),
-        pileup=DelphesPileupCard(**{k: reader.number(v, f"pileup.{k}") for k, v in pileup.items()}),
+        pileup=_pileup(reader, data["pileup"]),
     )

@@ -22,9 +22,11 @@ from foundation.errors import DataError, OutputExistsError
 from foundation.locking import range_locks
 from foundation.simulation import truth
 from foundation.simulation.card import DetectorCard
+from foundation.simulation.delphes_card import DelphesPileupCard
 from foundation.simulation.detector import Candidates, Detector, GenParticles
 from foundation.simulation.generator import BEAM_ENERGY_CM, MAX_PYTHIA_SEED, EventBatch, Generator
 from foundation.simulation.jets import EventTruth, JetTable, select_jets, substructure
+from foundation.simulation.pileup_mitigation import mitigate, to_primary_frame
 from foundation.simulation.processes import PROCESSES, Process
 from foundation.simulation.writer import read_metadata, write_shard
 
@@ -140,22 +142,40 @@ def _gen_particles(
 
 
 class _Pileup:
-    """Minimum-bias interactions overlaid on each event (Poisson mean from the card)."""
+    """Minimum-bias interactions overlaid on each event (Poisson mean from the card), and the
+    delphes card's optional vertex spread and mitigation (:meth:`finish`)."""
 
     def __init__(self, card: DetectorCard, seed: int, rng: np.random.Generator) -> None:
         self.mean = card.pileup.mean_interactions
         self.z_sigma = card.pileup.z_sigma
         self.rng = rng
+        pileup = card.pileup
+        self.settings = pileup if isinstance(pileup, DelphesPileupCard) else None
+        self.z_max = self.settings.z_max if self.settings is not None else None
+        self.primary_z = 0.0
+        self.interactions = 0
         self.generator = (
             Generator(["SoftQCD:inelastic = on"], 1 + (seed * 7919) % (MAX_PYTHIA_SEED - 1))
             if self.mean > 0
             else None
         )
 
+    def _vertex_z(self) -> float:
+        """z (mm) of an interaction: Gaussian, redrawn beyond the card's ``z_max`` if any."""
+        z = self.rng.normal(0.0, self.z_sigma)
+        while self.z_max is not None and abs(z) > self.z_max:
+            z = self.rng.normal(0.0, self.z_sigma)
+        return z
+
     def overlay(self, particles: GenParticles) -> GenParticles:
+        self.interactions = 0
+        if self.settings is not None and self.settings.spread_primary_vertex:
+            self.primary_z = self._vertex_z()
+            particles.vz = particles.vz + self.primary_z
         if self.generator is None:
             return particles
         count = int(self.rng.poisson(self.mean))
+        self.interactions = count
         if count == 0:
             return particles
         batch: EventBatch = self.generator.generate(count)
@@ -163,7 +183,7 @@ class _Pileup:
         for k in range(len(batch)):
             event = batch.event(k)
             keep = (event["status"] > 0) & ~np.isin(np.abs(event["pdg_id"]), truth.NEUTRINOS)
-            z_offset = self.rng.normal(0.0, self.z_sigma)
+            z_offset = self._vertex_z()
             origin = np.full(len(keep), truth.PILEUP, dtype=np.int8)
             added = _gen_particles(
                 event, keep, origin, self.generator.charges(event["pdg_id"][keep])
@@ -177,6 +197,14 @@ class _Pileup:
                 for name in GenParticles.__dataclass_fields__
             }
         )
+
+    def finish(self, candidates: Candidates) -> Candidates:
+        """The last overlaid event's candidates in the primary vertex's frame, with the card's
+        charged-hadron subtraction and PUPPI applied (unchanged when the card has none)."""
+        if self.settings is None or not self.settings.changes_reconstruction:
+            return candidates
+        candidates = to_primary_frame(candidates, self.primary_z)
+        return mitigate(candidates, self.settings, self.interactions)
 
 
 def _reconstruct_event(
@@ -203,7 +231,7 @@ def _reconstruct_event(
     detectable = visible & (np.abs(eta) < detector.acceptance)
     charges = generator.charges(event["pdg_id"][detectable])
     particles = pileup.overlay(_gen_particles(event, detectable, origin, charges))
-    return detector.reconstruct(particles), event_truth
+    return pileup.finish(detector.reconstruct(particles)), event_truth
 
 
 def simulate_shard(spec: ShardSpec, progress: Callable[[int], None] | None = None) -> dict:
