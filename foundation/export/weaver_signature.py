@@ -74,7 +74,7 @@ class WeaverLayout:
     """What the weaver-signature graph of a model looks like.
 
     Attributes:
-        head: the exported ``jet_classification`` head.
+        head: the exported jet-level classification head (e.g. ``jet_classification``).
         labels: its class names (the ``softmax`` columns, weaver's ``output_names``).
         features: the ``pf_features`` variable names (the checkpoint's particle features).
         points: the ``pf_points`` variable names.
@@ -187,8 +187,9 @@ def weaver_layout(model: Model, head: str | None = None, length: int | None = No
     """Check that ``model`` fits weaver's signature and describe its graph.
 
     Args:
-        model: a model with a feature schema and a ``jet_classification`` head.
-        head: the head to export (default: the model's only ``jet_classification`` head).
+        model: a model with a feature schema and a jet-level classification head (see
+            :func:`is_jet_classifier`, e.g. ``jet_classification``).
+        head: the head to export (default: the model's only jet-level classification head).
         length: ``var_length`` (default: the backbone's ``pool_slots``, else the checkpoint's
             ``max_particles``, 128 when unknown: weaver's JetClass configs).
 
@@ -475,7 +476,7 @@ def export_weaver_onnx(
         model_or_checkpoint: a :class:`Model`, a checkpoint folder, a run folder holding
             ``best/``, or a pretrained name.
         path: the ``.onnx`` file to write.
-        head: the ``jet_classification`` head (default: the only one).
+        head: the jet-level classification head (default: the only one).
         length: slots per jet in ``preprocess.json`` (default: ``pool_slots``, else the
             checkpoint's ``max_particles``, 128 when unknown).
         preprocess_path: where to write ``preprocess.json``.
