@@ -194,6 +194,50 @@ def test_config_round_trip(name: str) -> None:
     assert torch.equal(found.particles, expected.particles)
 
 
+class _Recorded(Backbone):
+    """A backbone whose config exercises every rule of the constructor capture."""
+
+    config_exclude = ("factory",)
+
+    def __init__(
+        self,
+        factory: object,
+        in_features: int,
+        dims: tuple[int, ...] = (4, 8),
+        width: int | None = None,
+        *,
+        option: bool = False,
+        **extra: object,
+    ) -> None:
+        super().__init__()
+        width = dims[-1] if width is None else width
+        self.record_resolved(width=width)
+        self.num_features = width
+
+
+class _Derived(_Recorded):
+    def __init__(self, in_features: int, scale: float = 2.0) -> None:
+        super().__init__(print, in_features, dims=(3,), option=True)
+
+
+def test_config_is_captured_from_the_constructor() -> None:
+    model = _Recorded(print, 7, (2, 5), zeta=1, alpha=[2])
+    assert model.config == {
+        "in_features": 7,
+        "dims": [2, 5],
+        "width": 5,
+        "zeta": 1,
+        "alpha": [2],
+    }  # no factory, no option at its default, **extra flat in the order given
+    assert list(model.config) == ["in_features", "dims", "width", "zeta", "alpha"]
+    assert _Recorded(print, 7, option=True).config["option"] is True
+    assert _Derived(3).config == {"in_features": 3, "scale": 2.0}  # the class being built
+    with pytest.raises(ValueError, match=r"_Recorded: .*JSON values.*zeta=tensor"):
+        _Recorded(print, 7, zeta=torch.ones(1))
+    with pytest.raises(TypeError, match="in_features"):
+        _Recorded(print)
+
+
 @pytest.mark.parametrize("name", TINY)
 def test_layer_groups_cover_each_parameter_once(name: str) -> None:
     model = build(name)

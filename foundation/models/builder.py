@@ -6,7 +6,6 @@ import inspect
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
-from foundation.io import jsonable as _jsonable
 from foundation.models.base import Backbone
 
 BackboneT = TypeVar("BackboneT", bound=Backbone)
@@ -40,10 +39,3 @@ def build_backbone(
             "e.g. create_backbone(name, in_features=17)"
         )
     return cls(**arguments)
-
-
-def jsonable(value: Any) -> Any:
-    """Tuples to lists, recursively, so that a ``config`` survives a JSON round trip unchanged
-    (:func:`foundation.io.jsonable`; a non-finite number is kept, for the config check to
-    refuse)."""
-    return _jsonable(value, allow_nan=True)

@@ -31,7 +31,7 @@ from torch import nn
 
 from foundation.data.batch import JetBatch
 from foundation.models.base import Backbone, Features
-from foundation.models.builder import build_backbone, jsonable
+from foundation.models.builder import build_backbone
 from foundation.models.checks import check_batch
 from foundation.models.layers import (
     EtaPhiRotary,
@@ -143,22 +143,7 @@ class JetFormer(Backbone):
             raise ValueError(
                 f"JetFormer: rotary_dim={rotary_dim} exceeds the head width {head_dim}"
             )
-        self.config: dict[str, Any] = jsonable(
-            {
-                "in_features": in_features,
-                "in_jet_features": in_jet_features,
-                "dim": dim,
-                "num_layers": num_layers,
-                "num_heads": num_heads,
-                "ffn_ratio": ffn_ratio,
-                "dropout": dropout,
-                "rotary_dim": rotary_dim,
-                "rotary_min_freq": rotary_min_freq,
-                "rotary_max_freq": rotary_max_freq,
-                "pair_bias_dims": pair_bias_dims,
-                "pooling": pooling,
-            }
-        )
+        self.record_resolved(rotary_dim=rotary_dim)  # a checkpoint keeps its width
         self.num_features = dim
         self.embed = nn.Sequential(nn.Linear(in_features, dim), nn.GELU(), nn.Linear(dim, dim))
         self.jet_embed = nn.Linear(in_jet_features, dim) if in_jet_features > 0 else None

@@ -16,7 +16,7 @@ from torch import nn
 
 from foundation.data.batch import JetBatch
 from foundation.models.base import Backbone, Features
-from foundation.models.builder import build_backbone, jsonable
+from foundation.models.builder import build_backbone
 from foundation.models.checks import check_batch
 from foundation.models.layers import (
     MaskedBatchNorm,
@@ -28,20 +28,6 @@ from foundation.models.layers import (
     zero_padding,
 )
 from foundation.models.registry import register_backbone
-
-WEAVER_OPTION_DEFAULTS: dict[str, Any] = {
-    "class_dropout": None,
-    "embed_input_norm": False,
-    "embed_norm_first": False,
-    "pair_features": "foundation",
-    "pair_output_norm": False,
-    "pair_output_activation": False,
-    "class_query_norm": True,
-    "residual_scale": False,
-}
-"""The options that reproduce weaver-core's ParT, at the values that keep the paper's model; a
-backbone's ``config`` records those set to anything else (so a default model's config, and so
-every checkpoint saved before these options existed, is unchanged)."""
 
 
 class ParticleEmbedding(nn.Module):
@@ -164,7 +150,10 @@ class ParticleTransformer(Backbone):
     Jet-level inputs are not used (``in_jet_features`` is accepted and recorded).
 
     The keyword-only options reproduce weaver-core's ParT exactly (see
-    :mod:`foundation.convert.weaver_part`); their defaults keep the model described above.
+    :mod:`foundation.convert.weaver_part`); their defaults keep the model described above, and
+    ``config`` records only those set to anything else (:class:`~foundation.models.base.Backbone`),
+    so a default model's config, and every checkpoint saved before the options existed, is
+    unchanged.
 
     Args:
         in_features: particle features ``F``.
@@ -219,34 +208,6 @@ class ParticleTransformer(Backbone):
         residual_scale: bool = False,
     ) -> None:
         super().__init__()
-        options = {
-            "class_dropout": class_dropout,
-            "embed_input_norm": embed_input_norm,
-            "embed_norm_first": embed_norm_first,
-            "pair_features": pair_features,
-            "pair_output_norm": pair_output_norm,
-            "pair_output_activation": pair_output_activation,
-            "class_query_norm": class_query_norm,
-            "residual_scale": residual_scale,
-        }
-        self.config: dict[str, Any] = jsonable(
-            {
-                "in_features": in_features,
-                "in_jet_features": in_jet_features,
-                "embed_dims": embed_dims,
-                "pair_embed_dims": pair_embed_dims,
-                "num_heads": num_heads,
-                "num_layers": num_layers,
-                "num_class_layers": num_class_layers,
-                "ffn_ratio": ffn_ratio,
-                "dropout": dropout,
-                **{
-                    name: value
-                    for name, value in options.items()
-                    if value != WEAVER_OPTION_DEFAULTS[name]
-                },
-            }
-        )
         dim = embed_dims[-1]
         self.num_features = dim
         self.embed = ParticleEmbedding(

@@ -35,7 +35,7 @@ from torch import nn
 
 from foundation.data.batch import JetBatch
 from foundation.models.base import Backbone, Features
-from foundation.models.builder import build_backbone, jsonable
+from foundation.models.builder import build_backbone
 from foundation.models.checks import check_batch
 from foundation.models.layers import (
     MaskedBatchNorm,
@@ -239,19 +239,8 @@ class ParticleNet(Backbone):
             )
         if pool_slots is not None and int(pool_slots) < 1:
             raise ValueError(f"ParticleNet: pool_slots must be None or >= 1, found {pool_slots}")
-        self.config: dict[str, Any] = jsonable(
-            {
-                "in_features": in_features,
-                "in_jet_features": in_jet_features,
-                "edge_convs": edge_convs,
-                "missing_neighbours": missing_neighbours,
-                "coordinates": None if coordinates is None else [int(i) for i in coordinates],
-                "fusion": bool(fusion),
-                "pool_slots": None if pool_slots is None else int(pool_slots),
-            }
-        )
-        self.coordinates = self.config["coordinates"]
-        self.pool_slots = self.config["pool_slots"]
+        self.coordinates = None if coordinates is None else [int(i) for i in coordinates]
+        self.pool_slots = None if pool_slots is None else int(pool_slots)
         self.input_norm = MaskedBatchNorm(in_features)
         self.blocks = nn.ModuleList()
         width = in_features

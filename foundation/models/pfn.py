@@ -15,7 +15,7 @@ from torch import nn
 
 from foundation.data.batch import JetBatch
 from foundation.models.base import Backbone, Features
-from foundation.models.builder import build_backbone, jsonable
+from foundation.models.builder import build_backbone
 from foundation.models.checks import check_batch
 from foundation.models.layers import Pooling, pad_particles, trim_padding, zero_padding
 from foundation.models.registry import register_backbone
@@ -66,15 +66,6 @@ class ParticleFlowNetwork(Backbone):
             raise ValueError("PFN needs at least one Φ layer, found phi_dims=[]")
         if pooling not in ("sum", "mean"):
             raise ValueError(f"PFN pooling must be 'sum' or 'mean', found {pooling!r}")
-        self.config: dict[str, Any] = jsonable(
-            {
-                "in_features": in_features,
-                "in_jet_features": in_jet_features,
-                "phi_dims": phi_dims,
-                "f_dims": f_dims,
-                "pooling": pooling,
-            }
-        )
         latent = phi_dims[-1]
         self.num_features = latent
         self.in_jet_features = in_jet_features

@@ -35,7 +35,6 @@ registry imports it with the zoo).
 from __future__ import annotations
 
 import inspect
-import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -45,7 +44,6 @@ from torch import nn
 from foundation.data.batch import JetBatch
 from foundation.extras import requires_extra
 from foundation.models.base import Backbone, Features
-from foundation.models.builder import jsonable
 from foundation.models.checks import check_batch
 from foundation.models.layers import MaskedBatchNorm, is_exporting
 from foundation.models.registry import register_backbone
@@ -74,6 +72,8 @@ class PyGBackbone(Backbone):
         - output.particles: ``[B, N, D]`` (padding rows zero); output.jet: ``[B, D]``
     """
 
+    config_exclude = ("module_factory",)
+
     def __init__(
         self,
         module_factory: ModuleFactory,
@@ -82,17 +82,6 @@ class PyGBackbone(Backbone):
         **module_kwargs: Any,
     ) -> None:
         super().__init__()
-        config = jsonable(
-            {"in_features": in_features, "in_jet_features": in_jet_features, **module_kwargs}
-        )
-        try:
-            json.dumps(config)
-        except TypeError as error:
-            raise ValueError(
-                f"PyGBackbone: the module arguments must be JSON values (they are saved in "
-                f"config.json), found {module_kwargs!r}: {error}"
-            ) from None
-        self.config: dict[str, Any] = config
         self.input_norm = MaskedBatchNorm(in_features)
         self.module = module_factory(in_features=in_features, **module_kwargs)
         width = getattr(self.module, "out_channels", None)
