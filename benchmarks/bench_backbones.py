@@ -29,8 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-
-from foundation.benchmarking import (
+from harness import (
     CLOCKS,
     count_flops,
     cpu_name,
@@ -39,6 +38,7 @@ from foundation.benchmarking import (
     timed,
     write_json,
 )
+
 from foundation.data.batch import JetBatch
 from foundation.models.base import Backbone
 from foundation.models.registry import create_backbone

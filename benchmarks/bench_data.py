@@ -4,13 +4,14 @@ Run by hand (never timed in tests)::
 
     python benchmarks/bench_data.py [--jets 20000] [--mean-particles 40] [--max-particles 128]
 
-Files are generated in a temporary folder with :mod:`foundation.data.testing`; every figure is
+Files are generated in a temporary folder with ``tests/synthetic.py``; every figure is
 jets per second in one process (single core for numpy work).
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -23,7 +24,9 @@ from foundation.data.cache import write_cache
 from foundation.data.loading import JetCacheDataset, fit_cache_normalizers, make_loader
 from foundation.data.readers import read_jets
 from foundation.data.schema import JETCLASS_LABELS, QUARK_GLUON_LABELS, TOP_LABELS
-from foundation.data.testing import (
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from synthetic import (
     random_records,
     write_jetclass_root,
     write_quark_gluon_npz,

@@ -52,8 +52,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from harness import CLOCKS, cpu_name, jets_with_counts, write_json
 
-from foundation.benchmarking import CLOCKS, cpu_name, jets_with_counts, write_json
 from foundation.data.batch import JetBatch
 from foundation.models.particlenet_packed import forward_packed
 from foundation.models.registry import create_backbone

@@ -22,8 +22,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import torch
+from harness import cpu_name, make_jets, write_json
 
-from foundation.benchmarking import cpu_name, make_jets, write_json
 from foundation.models.base import Features
 from heads.pair_classification import PairClassificationHead
 

@@ -9,7 +9,7 @@ Every contender is a jet classifier (``JetBatch -> logits [B, 2]``) run on the s
 - each project backbone named by ``--names`` (registered names or globs) with a
   ``jet_classification`` head reduced to one linear layer, as ParT's ``fc_params=[]``.
 
-The jets (:func:`foundation.benchmarking.make_jets`) have ``--particles`` padded slots with
+The jets (:func:`harness.make_jets`) have ``--particles`` padded slots with
 ``--mean-particles`` real ones on average (σ = 15), packed first, zero padding, F = 17. Measured
 per contender, in this order: parameters; forward FLOPs per jet (matmuls, convolutions,
 attention); inference jets/s at ``--batch-size`` (eval mode, ``inference_mode``); latency at
@@ -52,9 +52,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
-
-from foundation.benchmarking import (
+from harness import (
     CLOCKS,
     CpuShare,
     autocast,
@@ -66,9 +64,12 @@ from foundation.benchmarking import (
     timed,
     write_json,
 )
+from torch import nn
+
 from foundation.data.batch import JetBatch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # synthetic.py
 from d1_accuracy import DEFAULT_RECIPE, d1_data, physics_scores, predict, train_classifier
 from weaver_part import WeaverParT, export_weaver_onnx, weaver_available
 
@@ -368,10 +369,11 @@ def profile_onnx(
 
 # ------------------------------------------------------------------------------ loader-fed run
 def synthetic_cache(folder: Path, jets: int, particles: int, mean_particles: float) -> Path:
-    """A cache of random top/QCD-labelled jets (``foundation.data.testing``), for the loader."""
+    """A cache of random top/QCD-labelled jets (``tests/synthetic.py``), for the loader."""
+    from synthetic import random_records
+
     from foundation.data.cache import write_cache
     from foundation.data.schema import TOP_LABELS
-    from foundation.data.testing import random_records
 
     records = random_records(jets, mean_particles, seed=0, label_names=TOP_LABELS)
     write_cache(records, folder, features="full", max_particles=particles)

@@ -37,18 +37,20 @@ from typing import Any
 
 import numpy as np
 import torch
+from harness import CpuShare, cpu_name, timed, write_json
 
-from foundation.benchmarking import CpuShare, cpu_name, timed, write_json
 from foundation.data.batch import JetBatch
 from foundation.data.features import particle_features
 from foundation.data.normalization import Normalizer
 from foundation.data.schema import JETCLASS_LABELS
-from foundation.data.testing import random_records
 from foundation.export import export_onnx
 from foundation.export.session import create_session
 from foundation.export.weaver_signature import export_weaver_onnx, weaver_feeds
 from foundation.hub import load_pretrained
 from foundation.model import Model
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from synthetic import random_records
 
 ROOT = Path(__file__).resolve().parents[1]
 WEIGHTS = ROOT.parent / "shared" / "weights" / "jetclass-particlenet" / "ParticleNet_full.pt"

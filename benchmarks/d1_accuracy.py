@@ -21,9 +21,9 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from harness import autocast
 from torch import nn
 
-from foundation.benchmarking import autocast
 from foundation.data.batch import JetBatch
 from foundation.evaluation.metrics import binary_metrics, rejection_key
 from foundation.training.datamodule import JetDataModule

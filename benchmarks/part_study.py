@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from harness import write_json
 
-from foundation.benchmarking import write_json
 from foundation.training.recipe import load_recipe
 from foundation.training.study import StudyPoint, markdown_table, summarize
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from synthetic import random_records, write_jetclass_root
 
 from foundation.baselines import (
     SUBSTRUCTURE_FEATURES,
@@ -20,7 +21,6 @@ from foundation.baselines import (
 )
 from foundation.data.records import JetRecords
 from foundation.data.schema import TOP_LABELS
-from foundation.data.testing import random_records, write_jetclass_root
 from foundation.errors import DataError, OutputExistsError
 
 

@@ -88,9 +88,9 @@ def test_loader_fed_run_and_profile(tmp_path: Path) -> None:
 
 def test_accuracy_uses_one_loop_for_both(tmp_path: Path) -> None:
     from d1_accuracy import d1_data
+    from synthetic import random_records, write_jetclass_root
 
     from foundation.data.schema import TOP_LABELS
-    from foundation.data.testing import random_records, write_jetclass_root
 
     files = [str(tmp_path / "d1.root")]
     write_jetclass_root(random_records(80, 8, seed=0, label_names=TOP_LABELS), files[0])
@@ -111,9 +111,9 @@ def test_accuracy_uses_one_loop_for_both(tmp_path: Path) -> None:
 
 def test_accuracy_data_matches_a_study_point(tmp_path: Path) -> None:
     from d1_accuracy import d1_data
+    from synthetic import random_records, write_jetclass_root
 
     from foundation.data.schema import TOP_LABELS
-    from foundation.data.testing import random_records, write_jetclass_root
     from foundation.training.datamodule import JetDataModule
     from foundation.training.recipe import load_recipe, with_changes
     from foundation.training.study import point_recipe
@@ -184,9 +184,9 @@ def test_onnx_on_trimmed_jets(tmp_path: Path) -> None:
 def test_part_study_scores_every_point_under_the_study_names(tmp_path: Path) -> None:
     import part_study
     from d1_accuracy import d1_data
+    from synthetic import random_records, write_jetclass_root
 
     from foundation.data.schema import TOP_LABELS
-    from foundation.data.testing import random_records, write_jetclass_root
 
     files = [str(tmp_path / "d1.root")]
     write_jetclass_root(random_records(120, 8, seed=3, label_names=TOP_LABELS), files[0])

@@ -1,4 +1,4 @@
-"""Helpers the benchmark harnesses share (``foundation.benchmarking``)."""
+"""Helpers the benchmark harnesses share (``benchmarks/harness.py``)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from foundation.benchmarking import write_json
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+from harness import write_json
 
 
 def test_write_json_replaces_the_file_whole(tmp_path: Path) -> None:
@@ -29,7 +31,6 @@ def test_write_json_of_a_bad_payload_leaves_no_file(tmp_path: Path) -> None:
 
 
 def test_part_study_reads_the_runs_of_a_log_cut_short(tmp_path: Path) -> None:
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
     import part_study
 
     log = tmp_path / "part_d1.log"
@@ -62,7 +63,6 @@ def test_part_study_reads_the_runs_of_a_log_cut_short(tmp_path: Path) -> None:
 
 
 def test_study_and_part_tables_merge_into_one_plot(tmp_path: Path) -> None:
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
     import plot_study_with_part
 
     entry = {"mean": 0.9, "std": 0.01, "n": 3, "infinite": 0}
@@ -84,7 +84,6 @@ def test_study_and_part_tables_merge_into_one_plot(tmp_path: Path) -> None:
 
 
 def test_pair_head_harness_times_both_graphs_on_the_same_scores(tmp_path: Path) -> None:
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
     import bench_pair_head
 
     out = tmp_path / "pair.json"
@@ -97,7 +96,6 @@ def test_pair_head_harness_times_both_graphs_on_the_same_scores(tmp_path: Path) 
 
 
 def test_suite_plot_has_a_panel_per_task_with_part_and_reference(tmp_path: Path) -> None:
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
     import plot_suite
 
     def entry(mean: float) -> dict[str, float]:

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from synthetic import random_records
 
 from foundation.data.batch import JetBatch
 from foundation.data.cache import CACHE_INFO, read_cache_info, write_cache
@@ -24,7 +25,6 @@ from foundation.data.normalization import UNTOUCHED_FEATURES, Normalizer
 from foundation.data.records import JetRecords
 from foundation.data.schema import FEATURE_SETS, JET_INPUTS, PARTICLE_FEATURES_FULL
 from foundation.data.splits import event_hash, split_codes, split_indices, subsample
-from foundation.data.testing import random_records
 from foundation.errors import DataError, OutputExistsError
 
 # ----------------------------------------------------------------------------- splits

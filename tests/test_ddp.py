@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 from safetensors.torch import load_file
+from synthetic import random_records
 
 from foundation.data.cache import write_cache
 from foundation.data.schema import TOP_LABELS
-from foundation.data.testing import random_records
 from foundation.training.recipe import recipe_from_dict
 from foundation.training.run import train
 

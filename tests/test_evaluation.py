@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 import torch
 from sklearn.metrics import precision_recall_fscore_support, roc_auc_score
+from synthetic import random_records, write_jetclass_root
 
 from foundation.data.cache import write_cache
 from foundation.data.loading import JetCacheDataset, fit_cache_normalizers, make_loader
 from foundation.data.normalization import Normalizer
 from foundation.data.schema import JET_INPUTS, JETCLASS_LABELS, ORIGIN_CLASSES, TOP_LABELS
-from foundation.data.testing import random_records, write_jetclass_root
 from foundation.errors import DataError, OutputExistsError
 from foundation.evaluation import (
     accuracy,

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+from synthetic import random_records
 
 from foundation.data.features import (
     TRUTH_PAD,
@@ -17,7 +18,6 @@ from foundation.data.features import (
 )
 from foundation.data.records import JetRecords
 from foundation.data.schema import FEATURE_SETS, JET_INPUTS, PARTICLE_FEATURES_FULL
-from foundation.data.testing import random_records
 
 
 def two_particle_jet(with_axis_branches: bool = True) -> JetRecords:

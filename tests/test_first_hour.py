@@ -12,16 +12,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
-from foundation.cli import main
-from foundation.cli.commands import COMMANDS
-from foundation.data.readers import read_jets
-from foundation.data.testing import (
+from synthetic import (
     random_records,
     write_jetclass_root,
     write_quark_gluon_npz,
     write_top_landscape_hdf5,
 )
+
+from foundation.cli import main
+from foundation.cli.commands import COMMANDS
+from foundation.data.readers import read_jets
 from foundation.errors import DataError
 from foundation.hub import CheckpointError, load_pretrained, resolve_checkpoint
 from foundation.inference import predict, to_batch

@@ -241,11 +241,11 @@ def test_pyg_backbone_export_is_a_clear_error(tmp_path: object) -> None:
 
 
 def test_a_pyg_backbone_trains_and_fine_tunes_with_a_recipe(tmp_path: Path) -> None:
+    from synthetic import random_records
     from test_training import FEATURES, SLOTS, recipe_data
 
     from foundation.data.cache import write_cache
     from foundation.data.schema import TOP_LABELS
-    from foundation.data.testing import random_records
     from foundation.hub.checkpoint import load_pretrained
     from foundation.training.recipe import recipe_from_dict
     from foundation.training.run import train

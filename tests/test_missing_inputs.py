@@ -14,11 +14,11 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from synthetic import random_records, write_top_landscape_hdf5
 
 from foundation.data.features import MissingFieldsWarning
 from foundation.data.normalization import Normalizer
 from foundation.data.schema import FEATURE_SETS, JET_INPUTS, TOP_LABELS
-from foundation.data.testing import random_records, write_top_landscape_hdf5
 from foundation.hub import FeatureSchema, save_pretrained
 from foundation.model import Model
 from foundation.training.normalization import normalization_record

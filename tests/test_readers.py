@@ -10,18 +10,18 @@ import h5py
 import numpy as np
 import pytest
 import uproot
+from synthetic import (
+    random_records,
+    write_jetclass_root,
+    write_quark_gluon_npz,
+    write_top_landscape_hdf5,
+)
 
 from foundation.data.readers import detect_format, list_readers, read_file, read_jets
 from foundation.data.readers.pandas_hdf5 import pickled_strings
 from foundation.data.readers.quark_gluon_npz import pdg_properties
 from foundation.data.records import VECTOR_FIELDS, JetRecords
 from foundation.data.schema import JETCLASS_LABELS, QUARK_GLUON_LABELS, TOP_LABELS
-from foundation.data.testing import (
-    random_records,
-    write_jetclass_root,
-    write_quark_gluon_npz,
-    write_top_landscape_hdf5,
-)
 from foundation.errors import DataError
 
 FORMATS = ("jetclass_ttree", "jetclass_rntuple", "top_table", "top_fixed", "quark_gluon")

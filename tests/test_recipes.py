@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from synthetic import random_records
 
 from foundation.data.cache import write_cache
 from foundation.data.schema import JETCLASS_LABELS, QUARK_GLUON_LABELS
-from foundation.data.testing import random_records
 from foundation.hub import load_pretrained
 from foundation.training.builder import head_targets
 from foundation.training.datamodule import JetDataModule

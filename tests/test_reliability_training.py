@@ -18,10 +18,10 @@ from typing import Any
 
 import pytest
 import torch
+from synthetic import random_records
 
 from foundation.data.cache import write_cache
 from foundation.data.schema import TOP_LABELS
-from foundation.data.testing import random_records
 from foundation.hub.errors import CheckpointError
 from foundation.locking import OutputLockedError, exclusive_lock
 from foundation.training.callbacks import StopAfterSteps

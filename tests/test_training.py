@@ -1,6 +1,6 @@
 """The training engine: recipes, run folders, exact resume, fine-tuning modes, LoRA, subsampling.
 
-Everything runs on tiny random jets (``foundation.data.testing``) with ``*-tiny`` backbones.
+Everything runs on tiny random jets (``tests/synthetic.py``) with ``*-tiny`` backbones.
 """
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
+from synthetic import random_records
 
 from foundation.data.cache import open_arrays, read_cache_info, write_cache
 from foundation.data.loading import fit_cache_normalizers
 from foundation.data.schema import JET_INPUTS, TOP_LABELS
 from foundation.data.splits import split_indices, subsample
-from foundation.data.testing import random_records
 from foundation.errors import OutputExistsError
 from foundation.hub import FeatureSchema, load_pretrained, save_pretrained
 from foundation.model import Model

@@ -51,7 +51,8 @@ def golden_outputs(folder: Path) -> dict[str, Any]:
         ``{"inputs": {"particles_sum", "jet_sum", "real_particles"}, "outputs":
         {head: {output: [[numbers of jet 0], [of jet 1], [of jet 2]]}}}``.
     """
-    from foundation.data.testing import random_records
+    from synthetic import random_records
+
     from foundation.hub import load_pretrained
     from foundation.inference import to_batch
 
@@ -92,4 +93,5 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    sys.path.insert(0, str(REPO / "tests"))  # synthetic.py, as pytest finds it
     sys.exit(main())

@@ -1,5 +1,8 @@
 """Helpers shared by the performance harnesses in ``benchmarks/`` (run by hand, never in tests).
 
+Not part of the installed package: the harnesses import it as ``harness`` (their own folder is
+on ``sys.path`` when run as ``python benchmarks/<name>.py``).
+
 - :func:`make_jets`: random jets of the JetClass shape (packed real particles, zero padding).
 - :func:`timed`: median seconds per call of a step, on a wall or CPU clock, with warm-up calls
   and an optional device synchronisation (CUDA kernels run asynchronously).

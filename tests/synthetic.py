@@ -1,4 +1,7 @@
-"""Synthetic jets and writers of each public file layout, for tests, benchmarks and examples.
+"""Synthetic jets and writers of each public file layout, for the tests and the benchmarks.
+
+Not part of the installed package: tests import it as ``synthetic`` (pytest puts ``tests/`` on
+``sys.path``, as for ``conftest``); the benchmarks put ``tests/`` on ``sys.path`` first.
 
 The writers reproduce the exact on-disk layouts the readers accept:
 
@@ -8,7 +11,7 @@ The writers reproduce the exact on-disk layouts the readers accept:
   "table" or "fixed" layout, written with h5py (no pandas needed, no pickle module used);
 - :func:`write_quark_gluon_npz`: EnergyFlow's ``X`` (pt, y, phi, pdgid) and ``y``.
 
-Nothing here is needed to read real data.
+Nothing here is needed to read real data, which is why it lives outside ``foundation/``.
 """
 
 from __future__ import annotations
