@@ -42,10 +42,12 @@ from heads import (
     HeadPredictions,
     PredictionStep,
     ScoreSettings,
+    get_head_class,
     list_heads,
     register_head,
     unregister_head,
 )
+from heads.jet_classification import JetClassificationHead
 from heads.layers import mlp
 
 NAME = "jet_multiplicity"
@@ -138,6 +140,45 @@ def test_a_head_registered_from_a_test_is_removed_after_it(plugin: type[Head]) -
     register_head(NAME)(JetMultiplicityHead)  # registered again: the fixture removes it
     with pytest.raises(ValueError, match="already registered"):
         register_head(NAME)(JetMultiplicityHead)
+
+
+@pytest.mark.parametrize("name", list_heads())
+def test_builtin_heads_own_their_evaluation(name: str) -> None:
+    head = get_head_class(name)
+    assert head.kind == name and head.task in ("classification", "regression", "reconstruction")
+    assert head.collector is not Head.collector and head.score is not Head.score
+
+
+def test_a_subclass_under_a_new_name_is_scored_as_its_parent() -> None:
+    class TopTagger(JetClassificationHead):
+        pass
+
+    register_head("top_tagger")(TopTagger)
+    try:
+        tagger = TopTagger(in_features=4)
+        assert (tagger.head_type, tagger.kind, head_kind(tagger)) == (
+            "top_tagger",
+            "jet_classification",
+            "jet_classification",
+        )
+    finally:
+        unregister_head("top_tagger")
+
+
+def test_the_baseline_names_the_registered_heads_it_stands_in_for(
+    plugin: type[Head], tmp_path: Path
+) -> None:
+    from foundation.baselines.on_recipe import gbt_on_recipe
+
+    recipe = recipe_from_dict(
+        {
+            "data": {"cache": str(tmp_path / "cache")},
+            "model": {"backbone": "pfn-tiny", "heads": {"mult": {"type": NAME}}},
+            "output": {"folder": str(tmp_path / "run")},
+        }
+    )
+    with pytest.raises(ValueError, match=r", a jet_multiplicity head or a jet_regression head on"):
+        gbt_on_recipe(recipe)  # a jet-level regression head, but not on targets the trees know
 
 
 def _evaluate_cli(*argv: str) -> int:

@@ -83,7 +83,9 @@ def regression_jet_heads(recipe: Recipe) -> dict[str, tuple[str, ...]]:
     heads = {}
     for name, head in _recipe_heads(recipe, _jet_regressor).items():
         targets = tuple(head.data_targets())
-        if all(target in RATIO_TARGETS or target in TRUTH_TARGETS for target in targets):
+        if targets and all(
+            target in RATIO_TARGETS or target in TRUTH_TARGETS for target in targets
+        ):
             heads[name] = targets
     return heads
 
