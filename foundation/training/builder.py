@@ -1,8 +1,8 @@
 """Build the :class:`~foundation.model.Model` of a recipe: a new or pretrained backbone, its heads.
 
-Head arguments the data determines are filled in when the recipe leaves them out: the class
-names of a ``jet_classification`` head (``data.classes`` or the files' labels) and the feature
-names of a ``masked_particle`` head. In ``linear`` fine-tuning every head is a linear probe.
+Head arguments the data determines (each head's :meth:`~heads.base.Head.defaults_from_data`, e.g.
+the class names of a ``jet_classification`` head from ``data.classes`` or the files' labels) are
+filled in when the recipe leaves them out. In ``linear`` fine-tuning every head is a linear probe.
 """
 
 from __future__ import annotations
@@ -107,11 +107,11 @@ def head_arguments(
     recipe: Recipe, head_type: str, kwargs: dict[str, Any], summary: DataSummary
 ) -> dict[str, Any]:
     """Head constructor arguments with the data-determined defaults filled in."""
+    from heads.registry import get_head_class
+
     arguments = dict(kwargs)
-    if head_type == "jet_classification":
-        arguments.setdefault("label_names", list(summary.label_names))
-    if head_type == "masked_particle":
-        arguments.setdefault("feature_names", list(summary.feature_names))
+    for key, value in get_head_class(head_type).defaults_from_data(summary).items():
+        arguments.setdefault(key, value)
     if get_mode(recipe.finetune.mode).linear_heads and "hidden" in _accepted(head_type):
         arguments["hidden"] = []
     return arguments
@@ -151,11 +151,9 @@ def build_model(recipe: Recipe, summary: DataSummary, base: Model | None = None)
 
 
 def head_targets(model: Model) -> list[str]:
-    """The ``batch.targets`` keys the model's heads read."""
-    names = []
+    """The ``batch.targets`` keys the data must provide for the model's heads
+    (:meth:`~heads.base.Head.data_targets`)."""
+    names: list[str] = []
     for head in model.heads.values():
-        if head.head_type == "jet_regression":
-            names += list(head.label_names)
-        else:
-            names.append(head.target_key)
+        names += head.data_targets()
     return names
