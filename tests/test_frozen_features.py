@@ -231,3 +231,36 @@ def test_empty_batch_and_storage_device() -> None:
     assert torch.equal(first.jet, second.jet)
     second.jet.add_(1.0)  # outputs are copies: the cache is not changed through them
     assert torch.equal(cache(batch).jet, first.jet)
+
+
+def test_a_frozen_model_in_training_mode() -> None:
+    """As a frozen fine-tune uses it: heads on cached features equal the model's outputs, the
+    model's state_dict is unchanged, and a LoRA-adapted backbone is refused."""
+    from conftest import make_model
+
+    from foundation.models.lora import ADAPTER_NAME, lora_parameters
+
+    model = make_model("part-tiny")
+    keys = list(model.state_dict())
+    model.freeze_backbone(True)
+    cache = FrozenFeatureCache(model.backbone)
+    model.train()  # Lightning's call at every epoch: the frozen backbone stays in eval mode
+    batch = make_batch(seed=11)
+    for _ in range(2):
+        features = cache(batch)
+        with torch.no_grad():
+            expected = model.eval()(batch)
+            got = {name: head(features, batch) for name, head in model.heads.items()}
+        model.train()
+        for head, outputs in expected.items():
+            for output, value in outputs.items():
+                difference = (got[head][output] - value).abs().max()
+                assert difference <= TOLERANCE, (head, output)
+    assert list(model.state_dict()) == keys
+    adapted = make_model("part-tiny")
+    adapted.add_adapter(ADAPTER_NAME, rank=2, alpha=4.0, targets=["in_proj"])
+    adapted.freeze_backbone(True)
+    for parameter in lora_parameters(adapted.backbone):
+        parameter.requires_grad_(True)
+    with pytest.raises(ValueError, match=r"require gradients.*lora"):
+        FrozenFeatureCache(adapted.backbone)
