@@ -39,6 +39,7 @@ import numpy as np
 import torch
 from harness import CpuShare, cpu_name, timed, write_json
 
+from foundation import load_pretrained
 from foundation.data.batch import JetBatch
 from foundation.data.features import particle_features
 from foundation.data.normalization import Normalizer
@@ -46,7 +47,6 @@ from foundation.data.schema import JETCLASS_LABELS
 from foundation.export import export_onnx
 from foundation.export.session import create_session
 from foundation.export.weaver_signature import export_weaver_onnx, weaver_feeds
-from foundation.hub import load_pretrained
 from foundation.model import Model
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))

@@ -28,11 +28,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from foundation import load_pretrained  # noqa: E402
 from foundation.data.loading import make_loader  # noqa: E402
 from foundation.data.schema import JETCLASS_LABELS  # noqa: E402
 from foundation.evaluation.inputs import evaluation_dataset  # noqa: E402
 from foundation.evaluation.predict import predict  # noqa: E402
-from foundation.hub import load_pretrained  # noqa: E402
 
 CHECKPOINTS = (
     "particlenet.jetclass-kin",

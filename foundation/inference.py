@@ -1,6 +1,6 @@
 """From jet files to scores in one call: the checkpoint's own features and normalization.
 
-A model loaded with :func:`foundation.hub.load_pretrained` carries its input feature schema
+A model loaded with :func:`foundation.load_pretrained` carries its input feature schema
 (particle and jet feature names, order, and the normalization fitted on its training split).
 :func:`to_batch` applies exactly that schema to :class:`~foundation.data.records.JetRecords`,
 so a user never computes or normalizes features by hand; :func:`predict` scores files or
@@ -133,7 +133,7 @@ def _schema_of(model: Model) -> FeatureSchema:
     if model.feature_schema is None:
         raise ValueError(
             "the model has no feature schema (names and normalization of its inputs): load it "
-            "with foundation.hub.load_pretrained, or set model.feature_schema"
+            "with foundation.load_pretrained, or set model.feature_schema"
         )
     return model.feature_schema
 

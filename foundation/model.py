@@ -39,8 +39,8 @@ class Model(nn.Module):
     Attributes:
         feature_schema: the input feature schema of a model loaded from a checkpoint (else None).
         adapters: adapters applied to the backbone, as ``{"type", "kwargs"}`` records, in order.
-        source: where a loaded model came from (``name_or_path``, ``revision``, ``folder``,
-            ``sha256``), else None.
+        source: where a model loaded with ``foundation.load_pretrained`` came from
+            (``name_or_path``, ``revision``, ``folder``, ``sha256``, ``record``...), else None.
     """
 
     def __init__(
@@ -255,7 +255,7 @@ class Model(nn.Module):
         if self.feature_schema is None:
             raise ValueError(
                 "this model has no feature schema: it was not loaded from a checkpoint; "
-                "set model.feature_schema or load it with foundation.hub.load_pretrained"
+                "set model.feature_schema or load it with foundation.load_pretrained"
             )
         return self.feature_schema.differences(batch_or_names)
 
@@ -264,15 +264,3 @@ class Model(nn.Module):
         from foundation.hub.checkpoint import save_pretrained
 
         return save_pretrained(self, folder, **kwargs)
-
-    @classmethod
-    def from_pretrained(
-        cls,
-        name_or_path: str | PathLike[str],
-        revision: str | None = None,
-        heads: str | Sequence[str] | None = "all",
-    ) -> Model:
-        """Load a checkpoint (see :func:`foundation.hub.load_pretrained`)."""
-        from foundation.hub.checkpoint import load_pretrained
-
-        return load_pretrained(name_or_path, revision=revision, heads=heads)

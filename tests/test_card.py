@@ -11,7 +11,8 @@ import torch
 from conftest import cli, make_model, save
 from huggingface_hub import ModelCard
 
-from foundation.hub import CheckpointError, load_pretrained
+from foundation import load_pretrained
+from foundation.hub import CheckpointError
 from foundation.hub.card import render_card
 from foundation.hub.card_metadata import hub_license
 from foundation.hub.hashing import SUMS_FILE, read_sums, verify_folder

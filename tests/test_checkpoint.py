@@ -16,7 +16,6 @@ from conftest import (
     NORMALIZATION,
     PARTICLE_FEATURES,
     PROVENANCE,
-    backbone_kwargs,
     cli,
     make_batch,
     make_model,
@@ -28,16 +27,14 @@ from conftest import (
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from foundation import __version__
+from foundation import __version__, load_pretrained
 from foundation.data.batch import JetBatch
 from foundation.errors import OutputExistsError
 from foundation.hub import (
     CHECKPOINTS_ENV,
     FORMAT_VERSION,
     CheckpointError,
-    create_backbone,
     list_pretrained,
-    load_pretrained,
     push_to_hub,
     save_pretrained,
 )
@@ -142,6 +139,7 @@ def test_model_card(tmp_path: Path):
         save(make_model(), tmp_path / "typo", card={"metrcs": {}})
 
 
+@pytest.mark.slow  # a fresh Python process importing torch
 def test_load_in_a_fresh_process(saved, tmp_path: Path):
     model, folder = saved
     batch = make_batch()
@@ -161,7 +159,7 @@ def test_load_in_a_fresh_process(saved, tmp_path: Path):
         "import sys, torch\n"
         "from safetensors.torch import load_file, save_file\n"
         "from foundation.data.batch import JetBatch\n"
-        "from foundation.hub import load_pretrained\n"
+        "from foundation import load_pretrained\n"
         "model = load_pretrained(sys.argv[1])\n"
         "batch = JetBatch(**load_file(sys.argv[2]))\n"
         "with torch.no_grad():\n"
@@ -185,6 +183,7 @@ def test_load_in_a_fresh_process(saved, tmp_path: Path):
             assert torch.equal(other[f"{head}.{key}"], value), (head, key)
 
 
+@pytest.mark.slow  # two Python processes
 def test_weights_file_bytes_are_reproducible_across_processes(saved, tmp_path: Path):
     """Same weights, same sha256 (deltas record their base's): safetensors' own metadata order
     varies between processes, the written header does not."""
@@ -392,27 +391,25 @@ def test_load_by_registered_name(saved, tmp_path: Path, monkeypatch):
         load_pretrained(folder, revision="v1")
 
 
-def test_create_backbone_pretrained(saved, tmp_path: Path, monkeypatch):
+def test_a_pretrained_backbone_is_the_model_without_heads(saved, tmp_path: Path, monkeypatch):
     model, _ = saved
     save(model, tmp_path / "registry" / "pfn-tiny.unit")
     monkeypatch.setenv(CHECKPOINTS_ENV, str(tmp_path / "registry"))
     batch = make_batch()
     expected = model.backbone.eval()(batch).jet
-    for backbone in (
-        create_backbone("pfn-tiny.unit", pretrained=True),
-        create_backbone("pfn-tiny", pretrained=True),
-        create_backbone("pfn-tiny", pretrained=str(tmp_path / "registry" / "pfn-tiny.unit")),
-    ):
-        assert torch.equal(backbone.eval()(batch).jet, expected)
-        assert backbone.feature_schema.particle_features == PARTICLE_FEATURES
-    fresh = create_backbone("pfn-tiny", **backbone_kwargs())
-    assert not torch.equal(fresh(batch).jet, expected)
-    with pytest.raises(ValueError, match=r"pretrained weights fix the architecture"):
-        create_backbone("pfn-tiny", pretrained=True, in_features=3)
-    with pytest.raises(ValueError, match=r"holds backbone 'pfn-tiny', not 'part-tiny'"):
-        create_backbone("part-tiny", pretrained="pfn-tiny.unit")
-    with pytest.raises(KeyError, match=r"exactly one registered checkpoint"):
-        create_backbone("part-tiny", pretrained=True)
+    loaded = load_pretrained("pfn-tiny.unit", heads=None)
+    assert not loaded.heads and torch.equal(loaded.backbone(batch).jet, expected)
+    assert loaded.feature_schema.particle_features == PARTICLE_FEATURES
+
+
+@pytest.mark.parametrize("name", ["load_pretrained", "from_pretrained", "create_backbone"])
+def test_one_way_to_load(name: str) -> None:
+    """``foundation.load_pretrained`` only: the hub's loaders are gone, with a pointer to it."""
+    import foundation.hub
+
+    with pytest.raises(AttributeError, match=r"use foundation\.load_pretrained"):
+        getattr(foundation.hub, name)
+    assert not hasattr(Model, "from_pretrained")
 
 
 # ------------------------------------------------------------------------------------ deltas

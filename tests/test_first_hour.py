@@ -19,11 +19,12 @@ from synthetic import (
     write_top_landscape_hdf5,
 )
 
+from foundation import load_pretrained
 from foundation.cli import main
 from foundation.cli.commands import COMMANDS
 from foundation.data.readers import read_jets
 from foundation.errors import DataError
-from foundation.hub import CheckpointError, load_pretrained, resolve_checkpoint
+from foundation.hub import CheckpointError, resolve_checkpoint
 from foundation.inference import predict, to_batch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -137,6 +138,7 @@ def test_the_readme_has_python_snippets() -> None:
 
 
 @pytest.mark.parametrize("index", range(len(readme_python_blocks())))
+@pytest.mark.slow  # each README snippet runs in its own Python process
 def test_readme_python_snippet_runs(index: int, tmp_path: Path) -> None:
     """Each snippet runs as written, in a folder holding the files it names (tiny jets)."""
     top = random_records(24, seed=5, label_names=("label_QCD", "label_Tbqq"))

@@ -26,10 +26,10 @@ hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
+from foundation import load_pretrained  # noqa: E402
 from foundation.data.readers import read_file  # noqa: E402
 from foundation.data.records import JetRecords  # noqa: E402
 from foundation.errors import DataError, OutputExistsError  # noqa: E402
-from foundation.hub import load_pretrained  # noqa: E402
 from foundation.hub.errors import CheckpointError  # noqa: E402
 from foundation.training.recipe import Recipe, load_recipe  # noqa: E402
 from foundation.training.typed import RecipeError  # noqa: E402
@@ -90,6 +90,7 @@ def check_records(records: Any) -> None:
     ragged=st.booleans(),
     drop=st.sampled_from([None, "X", "y"]),
 )
+@pytest.mark.slow  # hypothesis writes and reads many files
 def test_quark_gluon_npz(x: np.ndarray, y: np.ndarray, ragged: bool, drop: str | None) -> None:
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "qg.npz"
@@ -161,6 +162,7 @@ def test_top_landscape_hdf5(
     dtype=st.sampled_from(["f4", "f8", "i4"]),
     seed=st.integers(0, 2**16),
 )
+@pytest.mark.slow  # hypothesis writes and reads many files
 def test_jetclass_root(
     counts: list[int],
     drop: str | None,

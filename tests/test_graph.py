@@ -244,9 +244,9 @@ def test_a_pyg_backbone_trains_and_fine_tunes_with_a_recipe(tmp_path: Path) -> N
     from synthetic import random_records
     from test_training import FEATURES, SLOTS, recipe_data
 
+    from foundation import load_pretrained
     from foundation.data.cache import write_cache
     from foundation.data.schema import TOP_LABELS
-    from foundation.hub.checkpoint import load_pretrained
     from foundation.training.recipe import recipe_from_dict
     from foundation.training.run import train
 

@@ -40,11 +40,11 @@ import torch
 import yaml
 from conftest import cli, make_batch, make_model, outputs_equal, run_eval, save
 
+from foundation import load_pretrained
 from foundation.hub import (
     CHECKPOINTS_ENV,
     CheckpointError,
     HubDownloadError,
-    load_pretrained,
     push_to_hub,
 )
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from foundation import load_pretrained
 from foundation.cli import main
 from foundation.errors import DataError
-from foundation.hub import load_pretrained
 from foundation.hub.package import package_checkpoint, read_card_file
 from foundation.quickstart import DEFAULT_BACKBONE
 

@@ -110,7 +110,8 @@ def test_core_install_without_extras(tmp_path: Path):
         import torch
         import foundation.export, foundation.data
         from foundation.cli import build_parser
-        from foundation.hub import list_pretrained, load_pretrained
+        from foundation import load_pretrained
+        from foundation.hub import list_pretrained
         from foundation.data.batch import JetBatch
 
         build_parser()
@@ -198,7 +199,8 @@ def test_wheel_carries_every_shipped_checkpoint(tmp_path: Path):
         import json
         from pathlib import Path
         import foundation, foundation_checkpoints
-        from foundation.hub import list_pretrained, load_pretrained
+        from foundation import load_pretrained
+        from foundation.hub import list_pretrained
 
         assert Path(foundation.__file__).is_relative_to({str(site)!r}), foundation.__file__
         assert (Path(foundation.__file__).parent / "py.typed").is_file()

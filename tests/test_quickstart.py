@@ -19,7 +19,8 @@ from foundation.quickstart import (
 
 
 def test_shipped_backbone_is_registered() -> None:
-    from foundation.hub import list_pretrained, load_pretrained
+    from foundation import load_pretrained
+    from foundation.hub import list_pretrained
 
     assert DEFAULT_BACKBONE in list_pretrained()
     model = load_pretrained(DEFAULT_BACKBONE, heads=None)
@@ -27,6 +28,7 @@ def test_shipped_backbone_is_registered() -> None:
     assert model.feature_schema.normalization is not None
 
 
+@pytest.mark.slow  # simulation, three trainings, ONNX export
 def test_quickstart_end_to_end(tmp_path: Path) -> None:
     lines: list[str] = []
     out = tmp_path / "qs"

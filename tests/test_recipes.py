@@ -18,9 +18,9 @@ import pytest
 import torch
 from synthetic import random_records
 
+from foundation import load_pretrained
 from foundation.data.cache import write_cache
 from foundation.data.schema import JETCLASS_LABELS, QUARK_GLUON_LABELS
-from foundation.hub import load_pretrained
 from foundation.training.builder import head_targets
 from foundation.training.datamodule import JetDataModule
 from foundation.training.recipe import SimulateConfig, load_recipe

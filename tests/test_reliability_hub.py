@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from conftest import make_model, save
 
-from foundation.hub import load_pretrained
+from foundation import load_pretrained
 from foundation.hub.errors import CheckpointError
 
 

@@ -11,12 +11,13 @@ import torch
 from conftest import JET_FEATURES, PARTICLE_FEATURES, backbone_kwargs
 from synthetic import random_records, write_jetclass_root
 
+from foundation import load_pretrained
 from foundation.data.cache import write_cache
 from foundation.data.features import pad_jets
 from foundation.data.schema import TOP_LABELS
 from foundation.data.slots import DEFAULT_MAX_PARTICLES
 from foundation.evaluation.inputs import evaluation_dataset
-from foundation.hub import FeatureSchema, load_pretrained, read_config, save_pretrained
+from foundation.hub import FeatureSchema, read_config, save_pretrained
 from foundation.hub.errors import CheckpointError
 from foundation.inference import predict, to_batch
 from foundation.model import Model

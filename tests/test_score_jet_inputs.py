@@ -16,13 +16,14 @@ import torch
 from conftest import JET_FEATURES, PARTICLE_FEATURES, backbone_kwargs
 from synthetic import random_records, write_jetclass_root
 
+from foundation import load_pretrained
 from foundation.data.features import pad_jets
 from foundation.data.normalization import Normalizer
 from foundation.data.readers import read_jets
 from foundation.data.records import JetRecords
 from foundation.errors import DataError, OutputExistsError
 from foundation.export.jet_files import check_onnx_schema, write_jet_files
-from foundation.hub import FeatureSchema, load_pretrained, save_pretrained
+from foundation.hub import FeatureSchema, save_pretrained
 from foundation.inference import predict
 from foundation.model import Model
 from foundation.training.normalization import normalization_record

@@ -17,12 +17,13 @@ import torch
 from safetensors.torch import load_file
 from synthetic import random_records
 
+from foundation import load_pretrained
 from foundation.data.cache import open_arrays, read_cache_info, write_cache
 from foundation.data.loading import fit_cache_normalizers
 from foundation.data.schema import JET_INPUTS, TOP_LABELS
 from foundation.data.splits import split_indices, subsample
 from foundation.errors import OutputExistsError
-from foundation.hub import FeatureSchema, load_pretrained, save_pretrained
+from foundation.hub import FeatureSchema, save_pretrained
 from foundation.model import Model
 from foundation.models.lora import LoRALinear, lora_parameters
 from foundation.training.callbacks import StopAfterSteps
@@ -222,6 +223,7 @@ def test_run_folder_layout_and_metrics(cache: Path, tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.slow  # three training runs
 def test_interrupted_run_resumes_to_the_same_weights(cache: Path, tmp_path: Path) -> None:
     sections = {
         "model": {
@@ -478,6 +480,7 @@ def test_cli_refuses_fine_tuning_modes_in_pretrain(
     assert "MODE=LR,LR" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # a study: several training runs
 def test_data_efficiency_study(cache: Path, pretrained: Path, tmp_path: Path) -> None:
     from foundation.training.study import data_efficiency
 
@@ -505,6 +508,7 @@ def test_data_efficiency_study(cache: Path, pretrained: Path, tmp_path: Path) ->
     assert again.points[0].metrics == result.points[0].metrics  # finished runs are reused
 
 
+@pytest.mark.slow  # a study: a run per rate
 def test_study_chooses_each_modes_learning_rate_on_validation(
     cache: Path, pretrained: Path, tmp_path: Path
 ) -> None:

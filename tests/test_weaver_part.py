@@ -259,7 +259,8 @@ def test_the_authors_jetclass_network_converts_exactly() -> None:
 def test_converted_part_rebuilds_from_its_checkpoint_and_handles_empty_jets(
     tmp_path: Path,
 ) -> None:
-    from foundation.hub import load_pretrained, save_pretrained
+    from foundation import load_pretrained
+    from foundation.hub import save_pretrained
 
     network = weaver_network(7, seed=3, **SMALL)
     model = convert_weaver_part(wrapped(network), FEATURE_SETS["kin"], **SMALL)
@@ -272,6 +273,7 @@ def test_converted_part_rebuilds_from_its_checkpoint_and_handles_empty_jets(
     assert loaded.backbone.config == model.backbone.config
 
 
+@pytest.mark.slow  # ONNX export and parity
 def test_converted_part_exports_to_onnx_through_the_parity_gate(tmp_path: Path) -> None:
     from foundation.export import ParityConfig, export_onnx
 
@@ -292,7 +294,7 @@ def test_converted_part_exports_to_onnx_through_the_parity_gate(tmp_path: Path) 
 def test_the_convert_command_writes_a_checkpoint_that_gives_weaver_logits(
     tmp_path: Path,
 ) -> None:
-    from foundation.hub import load_pretrained
+    from foundation import load_pretrained
 
     network = weaver_network(7, seed=4, **SMALL)
     weights = tmp_path / "ParT_kin.pt"

@@ -233,6 +233,7 @@ def test_random_weaver_networks_give_the_same_logits(
 
 
 @pytest.mark.parametrize("feature_set", ["kin", "kinpid", "full"])
+@pytest.mark.slow  # weaver-core and the checkpoint on files
 def test_jetclass_files_give_the_same_logits(feature_set: str) -> None:
     path = WEIGHTS / f"ParticleNet_{feature_set}.pt"
     if not path.is_file():
@@ -429,7 +430,7 @@ SHIPPED = ("particlenet.jetclass-kin", "particlenet.jetclass-kinpid", "particlen
 def test_shipped_checkpoints_are_their_source_converted(
     name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from foundation.hub import load_pretrained
+    from foundation import load_pretrained
     from foundation.hub.hashing import sha256_file
     from foundation.training.normalization import normalizers_from_record
 
@@ -455,8 +456,8 @@ def test_shipped_checkpoints_are_their_source_converted(
 
 
 def test_hub_convert_command_writes_a_loadable_checkpoint(tmp_path: Path) -> None:
+    from foundation import load_pretrained
     from foundation.cli import main
-    from foundation.hub import load_pretrained
 
     config_path = _weaver_yaml(tmp_path)
     config = read_weaver_data_config(config_path)
@@ -503,6 +504,7 @@ def _options(text: str) -> dict:
     return json.loads(text)
 
 
+@pytest.mark.slow  # ONNX export and parity
 def test_converted_particlenet_exports_to_onnx_with_parity(tmp_path: Path) -> None:
     """The weaver-exact kNN (topk(k + 1) minus the nearest, zero-feature padding neighbours)
     exports for any N: the exporter's parity cases include N = 0, 1, 2 and 128."""

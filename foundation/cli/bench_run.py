@@ -13,7 +13,7 @@ from pathlib import Path
 import onnxruntime as ort
 import torch
 
-from foundation import __version__
+from foundation import __version__, load_pretrained
 from foundation.export.bench import format_table, run_benchmarks
 from foundation.export.errors import ExportError
 from foundation.export.exporter import export_onnx
@@ -21,7 +21,6 @@ from foundation.export.files import atomic_file
 from foundation.export.metadata import read_metadata
 from foundation.export.quantization import quantize
 from foundation.export.source import checkpoint_folder
-from foundation.hub.checkpoint import load_pretrained
 from foundation.hub.config import WEIGHTS_FILE
 from foundation.hub.hashing import sha256_file
 from foundation.model import Model

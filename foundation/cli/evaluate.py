@@ -94,10 +94,10 @@ def run(args: argparse.Namespace) -> int:
     check_local_reference(args.run)  # a typo fails before torch is imported
     import torch
 
+    from foundation import load_pretrained
     from foundation.data.loading import make_loader
     from foundation.evaluation.evaluate import METRICS_FILE, evaluate_model
     from foundation.evaluation.inputs import evaluation_dataset, run_checkpoint
-    from foundation.hub import load_pretrained
 
     if args.batch_size < 1:
         raise ValueError(f"--batch-size: expected >= 1, found {args.batch_size}")

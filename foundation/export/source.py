@@ -57,7 +57,7 @@ def resolve_source(model_or_checkpoint: Model | str | PathLike[str]) -> ExportSo
         FileNotFoundError: a path that is neither a checkpoint nor a run.
         CheckpointError: the checkpoint is corrupt or does not match its architecture.
     """
-    from foundation.hub.checkpoint import load_pretrained
+    from foundation import load_pretrained
 
     if isinstance(model_or_checkpoint, Model):
         source = model_or_checkpoint.source or {}

@@ -1,9 +1,14 @@
-"""Checkpoint folders and the model hub.
+"""Checkpoint folders and the model hub: plain configs and tensors, never a model class.
 
-Save and load: :func:`save_pretrained`, :func:`load_pretrained` (alias :func:`from_pretrained`),
-:func:`create_backbone` (with ``pretrained=``). Named checkpoints: :func:`list_pretrained`.
-Hugging Face Hub: references ``org/name`` / ``hf-hub:org/name`` are downloaded through
-``huggingface_hub`` (its cache, ``HF_HUB_OFFLINE``), and :func:`push_to_hub` uploads a folder.
+Write: :func:`save_pretrained` (a model, read through the :class:`~foundation.hub.config.
+SavableModel` protocol), :func:`write_checkpoint` (a config and tensors). Read:
+:func:`resolve_checkpoint` (a reference to a local folder), :func:`read_checkpoint` (config and
+tensors, every hash verified once). Named checkpoints: :func:`list_pretrained`. Hugging Face
+Hub: references ``org/name`` / ``hf-hub:org/name`` are downloaded through ``huggingface_hub``
+(its cache, ``HF_HUB_OFFLINE``), and :func:`push_to_hub` uploads a folder.
+
+A model from a checkpoint: ``foundation.load_pretrained`` (above the hub, which never imports
+the model or the training code).
 
 The names below are imported on first use (PEP 562), so that ``foundation.hub.resolve`` and
 the other light submodules (the command line's) never pay for torch.
@@ -11,24 +16,16 @@ the other light submodules (the command line's) never pay for torch.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any
 
 from foundation.lazy import lazy_exports
 
-if TYPE_CHECKING:
-    from collections.abc import Sequence
-
-    from foundation.data.batch import JetBatch
-    from foundation.model import Model
-
 _SUBMODULE_OF: dict[str, str] = {
-    "create_backbone": "backbones",
-    "build_model": "checkpoint",
-    "from_pretrained": "checkpoint",
-    "load_pretrained": "checkpoint",
     "save_pretrained": "checkpoint",
+    "write_checkpoint": "checkpoint",
     "FORMAT_VERSION": "config",
     "read_config": "config",
+    "DeltaBase": "delta",
     "CheckpointError": "errors",
     "HubDownloadError": "errors",
     "sha256_file": "hashing",
@@ -37,22 +34,36 @@ _SUBMODULE_OF: dict[str, str] = {
     "find_pretrained": "pretrained",
     "list_pretrained": "pretrained",
     "push_to_hub": "push",
+    "Checkpoint": "reading",
+    "read_checkpoint": "reading",
     "ResolvedCheckpoint": "resolve",
     "resolve_checkpoint": "resolve",
     "FeatureSchema": "schema",
 }
 """Public name -> the submodule of ``foundation.hub`` defining it."""
 
+_REMOVED: dict[str, str] = {
+    "load_pretrained": "foundation.load_pretrained(name_or_path, revision=..., heads=...)",
+    "from_pretrained": "foundation.load_pretrained(name_or_path, revision=..., heads=...)",
+    "create_backbone": (
+        "foundation.load_pretrained(name, heads=None).backbone for pretrained weights, "
+        "foundation.models.registry.create_backbone(name, ...) for fresh ones"
+    ),
+    "build_model": "foundation.load_pretrained (a model from a checkpoint)",
+    "check_feature_schema": "model.check_feature_schema(batch_or_names)",
+}
+"""Names the hub no longer has (it builds no models) -> what to use instead."""
 
-__getattr__ = lazy_exports(__name__, _SUBMODULE_OF)
+_lazy = lazy_exports(__name__, _SUBMODULE_OF)
 
 
-def check_feature_schema(model: Model, batch_or_names: JetBatch | Sequence[str]) -> list[str]:
-    """Differences between a batch's (or a list of) feature names and a loaded model's schema.
+def __getattr__(name: str) -> Any:
+    if name in _REMOVED:
+        raise AttributeError(
+            f"foundation.hub.{name} was removed (the hub reads and writes checkpoint folders, "
+            f"it builds no models); use {_REMOVED[name]}"
+        )
+    return _lazy(name)
 
-    Same as ``model.check_feature_schema(batch_or_names)``; empty when they match.
-    """
-    return model.check_feature_schema(batch_or_names)
 
-
-__all__ = sorted([*_SUBMODULE_OF, "check_feature_schema"])
+__all__ = sorted(_SUBMODULE_OF)

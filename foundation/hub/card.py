@@ -100,7 +100,7 @@ def render_card(config: Mapping[str, Any], card: Mapping[str, Any] | None = None
         "`config.json` (architecture, heads, feature schema), `model.safetensors` (weights), "
         "`SHA256SUMS` (sha256 of `config.json` and `model.safetensors`, checked on every load; "
         "this card is not hashed, so editing it never breaks loading). Load with "
-        '`foundation.hub.load_pretrained("<this folder or repo>")`.',
+        '`foundation.load_pretrained("<this folder or repo>")`.',
         "",
     ]
     text = f"---\n{metadata.to_yaml()}\n---\n\n" + "\n".join(lines)

@@ -1,4 +1,8 @@
-"""``config.json`` of a checkpoint folder: written from a :class:`Model`, read and validated."""
+"""``config.json`` of a checkpoint folder: written from a model's description, read and validated.
+
+The hub never imports the model classes: :func:`model_config` reads what it needs through the
+:class:`SavableModel` protocol (which the library's ``Model`` satisfies).
+"""
 
 from __future__ import annotations
 
@@ -11,14 +15,11 @@ import typing
 from collections.abc import Callable, Mapping, Sequence
 from os import PathLike
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from foundation import __version__
 from foundation.hub.errors import CheckpointError
 from foundation.hub.schema import FeatureSchema
-
-if TYPE_CHECKING:
-    from foundation.model import Model
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -28,8 +29,44 @@ FORMAT_VERSION = 1
 """Version of the folder layout and config schema; a loader refuses a newer one."""
 
 
+class SavableHead(Protocol):
+    """What ``config.json`` records of a head (see :class:`heads.base.Head`)."""
+
+    head_type: str
+    level: str
+    target_key: str
+    label_names: Sequence[str]
+    config: Mapping[str, Any]
+
+    @property
+    def output_names(self) -> Sequence[str]: ...
+
+
+class SavableModel(Protocol):
+    """What the hub reads from a model to save it (the library's ``Model`` has all of it).
+
+    Attributes:
+        backbone_name: the backbone's registered name.
+        backbone: the backbone module, with its constructor arguments in ``config`` and its
+            output width in ``num_features``.
+        heads: the heads by name (:class:`SavableHead`).
+        loss_weights: each head's loss weight.
+        adapters: the adapters applied to the backbone, as ``{"type", "kwargs"}`` records.
+        feature_schema: the input feature schema, if known.
+    """
+
+    backbone_name: str | None
+    backbone: Any
+    heads: Any
+    loss_weights: Mapping[str, float]
+    adapters: Sequence[Mapping[str, Any]]
+    feature_schema: FeatureSchema | None
+
+    def state_dict(self) -> Mapping[str, Any]: ...
+
+
 def model_config(
-    model: Model,
+    model: SavableModel,
     feature_schema: FeatureSchema,
     provenance: Mapping[str, Any] | None = None,
     base: Mapping[str, Any] | None = None,

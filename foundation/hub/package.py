@@ -9,12 +9,15 @@ from typing import Any
 
 import yaml
 
+from foundation import __version__
 from foundation.errors import DataError, OutputExistsError
 from foundation.hub.card import CARD_KEYS, render_card
-from foundation.hub.checkpoint import load_pretrained, save_pretrained
-from foundation.hub.config import CARD_FILE, CONFIG_FILE, WEIGHTS_FILE, read_config
+from foundation.hub.checkpoint import write_checkpoint
+from foundation.hub.config import CARD_FILE, CONFIG_FILE, FORMAT_VERSION, WEIGHTS_FILE, read_config
 from foundation.hub.hashing import sha256_file, verify_folder, write_sums
+from foundation.hub.reading import read_checkpoint
 from foundation.hub.resolve import resolve_checkpoint
+from foundation.hub.schema import FeatureSchema
 from foundation.io import write_text
 
 PROVENANCE_KEY = "provenance"
@@ -58,27 +61,41 @@ def package_checkpoint(
 ) -> Path:
     """Re-save ``source`` (a checkpoint or ``RUN/best``) as the named checkpoint ``folder``.
 
-    The weights, heads and feature schema are unchanged (bit-exact); the model card is rendered
-    from ``card`` and the provenance is replaced by ``provenance`` when given. When ``source``
-    is ``folder`` itself, only the card and ``SHA256SUMS`` are written again
-    (:func:`refresh_card`): ``config.json`` and the weights keep their bytes.
+    The weights, heads and feature schema are unchanged (bit-exact; a delta is packaged whole,
+    with its base's backbone); the model card is rendered from ``card`` and the provenance is
+    replaced by ``provenance`` when given. When ``source`` is ``folder`` itself, only the card
+    and ``SHA256SUMS`` are written again (:func:`refresh_card`): ``config.json`` and the weights
+    keep their bytes.
 
     Raises:
         ValueError: in place, a ``name`` or ``provenance`` that differs from ``config.json``.
         OutputExistsError: ``folder`` exists and ``overwrite`` is False.
     """
-    resolved = resolve_checkpoint(source, None).folder
+    record = resolve_checkpoint(source, None)
+    resolved = record.folder
     target = Path(folder)
     if target.is_dir() and resolved.resolve() == target.resolve():
         if not overwrite:
             raise OutputExistsError(target, "a checkpoint")
         return refresh_card(target, card, name=name, provenance=provenance)
-    model = load_pretrained(resolved)
+    checkpoint = read_checkpoint(record)
     if provenance is None:
-        provenance = read_config(resolved).get("provenance") or {}
-    return save_pretrained(
-        model, folder, provenance=provenance, card=card, name=name, overwrite=overwrite
-    )
+        provenance = checkpoint.config.get("provenance") or {}
+    stored = checkpoint.config
+    config = {
+        "format": stored["format"],
+        "format_version": FORMAT_VERSION,
+        "library_version": __version__,
+        "name": name,
+        "backbone": stored["backbone"],
+        "adapters": stored.get("adapters") or [],
+        "heads": stored["heads"],
+        "feature_schema": FeatureSchema.from_dict(stored["feature_schema"]).to_dict(),
+        "provenance": dict(provenance),
+        "base": None,
+    }
+    tensors = {key: value.contiguous() for key, value in checkpoint.tensors.items()}
+    return write_checkpoint(folder, config, tensors, render_card(config, card), overwrite)
 
 
 def refresh_card(

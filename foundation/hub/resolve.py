@@ -27,6 +27,8 @@ class ResolvedCheckpoint:
         reference: the reference as given (without prefix).
         revision: the Hub revision asked for (None for local folders).
         repo_id: the Hub repo the files came from, if any.
+        sha256: the verified sha256 of ``model.safetensors``, once the folder has been read
+            (:func:`~foundation.hub.reading.read_checkpoint`); None before.
     """
 
     folder: Path
@@ -34,6 +36,7 @@ class ResolvedCheckpoint:
     reference: str
     revision: str | None = None
     repo_id: str | None = None
+    sha256: str | None = None
 
 
 def resolve_checkpoint(

@@ -7,13 +7,13 @@ filled in when the recipe leaves them out. In ``linear`` fine-tuning every head 
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from foundation.data.features import check_feature_fields
 from foundation.errors import DataError
-from foundation.hub.checkpoint import load_pretrained
+from foundation.hub.delta import DeltaBase, delta_base
 from foundation.hub.schema import FeatureSchema
+from foundation.loading import load_pretrained
 from foundation.model import Model
 from foundation.training.datamodule import DataSummary
 from foundation.training.modes import get_mode
@@ -24,6 +24,9 @@ from foundation.training.typed import RecipeError
 def load_base(recipe: Recipe) -> Model | None:
     """The pretrained model named by ``model.pretrained`` (backbone only), or None.
 
+    This is where a run resolves and hashes its base, once: ``base.source["record"]`` is the
+    resolved checkpoint with its verified sha256 (see :func:`base_record`).
+
     Raises:
         CheckpointError / KeyError: the checkpoint cannot be found or loaded.
     """
@@ -32,13 +35,14 @@ def load_base(recipe: Recipe) -> Model | None:
     return load_pretrained(recipe.model.pretrained, revision=recipe.model.revision, heads=None)
 
 
-def base_reference(recipe: Recipe) -> str | None:
-    """``model.pretrained`` as recorded by a delta checkpoint (local folders made absolute)."""
-    reference = recipe.model.pretrained
-    if reference is None:
-        return None
-    path = Path(reference.removeprefix("local-dir:"))
-    return str(path.resolve()) if path.is_dir() else reference
+def base_record(base: Model) -> DeltaBase:
+    """What the run's delta checkpoints record about ``base`` (loaded by :func:`load_base`),
+    from what was read when it was loaded: no file is resolved, hashed or read again.
+
+    Call it before training changes anything (the backbone's tensors are fingerprinted).
+    """
+    source = base.source or {}
+    return delta_base(source["record"], source["config"], base.state_dict())
 
 
 def check_inputs(

@@ -20,7 +20,7 @@ only for resuming and read only by ``--resume`` of the run that wrote it, with
 ``weights_only=True`` (PyTorch's restricted unpickler: tensors and plain containers only; our
 callbacks, loader and schedule keep plain-number states for that). Models are never loaded from
 it: ``best/`` and ``last/`` are hub checkpoint folders (``config.json`` + safetensors, no
-pickle), loaded with :func:`foundation.hub.load_pretrained`.
+pickle), loaded with :func:`foundation.load_pretrained`.
 
 Determinism: ``seed_everything(trainer.seed)`` before the model is built, seeded shuffling per
 epoch, generators re-seeded from (seed, step, rank) before each step, and

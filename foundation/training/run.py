@@ -20,10 +20,13 @@ from typing import Any
 import yaml
 
 from foundation.extras import requires_extra
-from foundation.hub.checkpoint import load_pretrained, save_pretrained
+from foundation.hub.checkpoint import save_pretrained
+from foundation.hub.delta import DeltaBase
+from foundation.hub.errors import CheckpointError
+from foundation.hub.reading import read_checkpoint
 from foundation.io import write_json
 from foundation.model import Model
-from foundation.training.builder import base_reference, build_model, head_targets, load_base
+from foundation.training.builder import base_record, build_model, head_targets, load_base
 from foundation.training.callbacks import CheckpointAtMaxSteps, ExportBest, LossHistory
 from foundation.training.datamodule import DataSummary, JetDataModule
 from foundation.training.engine import build_trainer, check_checkpoint, last_checkpoint
@@ -138,11 +141,16 @@ def _card(recipe: Recipe, summary: DataSummary, metrics: dict | None = None) -> 
 
 
 class _Saver:
-    """Writes the model of the run as a hub checkpoint folder (full or delta)."""
+    """Writes the model of the run as a hub checkpoint folder (full, or a delta on ``base``).
 
-    def __init__(self, model: Model, recipe: Recipe, summary: DataSummary, delta: bool) -> None:
-        self.model, self.recipe, self.summary = model, recipe, summary
-        self.base = base_reference(recipe) if delta else None
+    ``base`` is the run's base, read once when it was loaded: no save resolves, hashes or reads
+    it again.
+    """
+
+    def __init__(
+        self, model: Model, recipe: Recipe, summary: DataSummary, base: DeltaBase | None
+    ) -> None:
+        self.model, self.recipe, self.summary, self.base = model, recipe, summary, base
 
     def __call__(self, folder: Path, metrics: dict | None = None) -> None:
         save_pretrained(
@@ -192,10 +200,27 @@ def total_steps(recipe: Recipe, batches_per_epoch: int) -> int:
     return max(1, min(candidates)) if candidates else 1
 
 
-def _load_weights(model: Model, folder: Path) -> None:
-    """Copy the weights of checkpoint folder ``folder`` (safetensors, no pickle) into ``model``."""
-    loaded = load_pretrained(folder)
-    model.load_state_dict(loaded.state_dict(), strict=True)
+def _load_weights(model: Model, folder: Path, base: DeltaBase | None) -> None:
+    """Copy the weights this run saved in ``folder`` (safetensors, no pickle) into ``model``.
+
+    A delta leaves out the base's backbone tensors: the model's own are kept (each was checked
+    equal to the base's when the delta was saved), so the base is not resolved or read again.
+
+    Raises:
+        CheckpointError: the folder does not verify, or lacks tensors of the model other than
+            the base's backbone.
+    """
+    saved = read_checkpoint(folder, include_base=False)
+    state = model.state_dict()
+    left_out = set(state) - set(saved.tensors)
+    allowed = set(base.fingerprints) if base is not None and saved.config.get("base") else set()
+    if left_out - allowed:
+        raise CheckpointError(
+            saved.weights_path,
+            f"lacks {len(left_out - allowed)} tensor(s) of the run's model: "
+            f"{', '.join(sorted(left_out - allowed)[:12])}",
+        )
+    model.load_state_dict({**{key: state[key] for key in left_out}, **saved.tensors}, strict=True)
 
 
 def _first_process() -> bool:
@@ -283,7 +308,8 @@ def _train(
     if resuming:
         _check_resume(paths, recipe)
     delta = saves_delta(recipe)
-    base = load_base(recipe)
+    base = load_base(recipe)  # the base is resolved and hashed here, once per run
+    record = base_record(base) if delta and base is not None else None
     use_base_norm = recipe.data.normalization == "pretrained" or (
         recipe.data.normalization == "auto" and base is not None
     )
@@ -298,7 +324,7 @@ def _train(
     apply_mode(model, recipe.finetune)
     data.require_targets(head_targets(model))
     module = TrainingModule(model, recipe)
-    saver = _Saver(model, recipe, summary, delta)
+    saver = _Saver(model, recipe, summary, record)
     history = LossHistory()
     run_callbacks: list[L.Callback] = [
         ExportBest(paths.best, saver, recipe.trainer.monitor, recipe.trainer.monitor_mode),
@@ -324,7 +350,7 @@ def _train(
         if not (paths.best / "config.json").is_file():
             saver(paths.best)  # no validation ran: the last model is the best known
     trainer.strategy.barrier("best-saved")
-    _load_weights(model, paths.best)
+    _load_weights(model, paths.best, record)
     metrics = _evaluate(trainer, module, data, recipe)
     if trainer.is_global_zero:
         write_json(paths.metrics, metrics)

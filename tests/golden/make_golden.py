@@ -53,7 +53,7 @@ def golden_outputs(folder: Path) -> dict[str, Any]:
     """
     from synthetic import random_records
 
-    from foundation.hub import load_pretrained
+    from foundation import load_pretrained
     from foundation.inference import to_batch
 
     model = load_pretrained(folder).eval()
