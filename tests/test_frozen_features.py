@@ -264,3 +264,18 @@ def test_a_frozen_model_in_training_mode() -> None:
         parameter.requires_grad_(True)
     with pytest.raises(ValueError, match=r"require gradients.*lora"):
         FrozenFeatureCache(adapted.backbone)
+
+
+def test_autocast_gets_its_own_entries() -> None:
+    backbone = frozen("pfn-tiny")
+    batch = make_batch(seed=12)
+    cache = FrozenFeatureCache(backbone)
+    full, keys = cache(batch), jet_keys(batch)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert set(jet_keys(batch)).isdisjoint(keys)
+        low = cache(batch)
+        with torch.no_grad():
+            expected = backbone(batch)
+    assert (full.jet.dtype, low.jet.dtype) == (torch.float32, expected.jet.dtype)
+    assert max_difference(low, expected) == 0.0
+    assert cache.stats.jets == 2 * len(batch)
