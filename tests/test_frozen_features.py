@@ -165,6 +165,12 @@ def test_changed_weights_empty_the_cache() -> None:
     assert max_difference(after, expected) <= TOLERANCE
     assert max_difference(after, before) > 1e-3
     assert cache.stats.clears == 1
+    parameter = next(backbone.parameters())
+    parameter.data = parameter.data * 2.0  # new storage: seen
+    with torch.no_grad():
+        expected = backbone(batch)
+    assert max_difference(cache(batch), expected) <= TOLERANCE
+    assert cache.stats.clears == 2
 
 
 def test_refuses_a_backbone_that_is_not_frozen() -> None:

@@ -133,9 +133,11 @@ class FrozenFeatureCache:
     evicted, so that the jets seen first keep their speed-up). ``stats`` tells how many jets were
     left out.
 
-    If the backbone's weights change in place (``load_state_dict``, e.g. when a run resumes) or
-    a parameter is replaced, the cache empties itself. If the backbone is put back in training
-    mode or a parameter starts requiring gradients, calls raise.
+    If the backbone's weights change in place (``load_state_dict``, e.g. when a run resumes or
+    reloads its best checkpoint) or a parameter is replaced, the cache empties itself. A write
+    through ``tensor.data`` bypasses PyTorch's version counter and is not seen: call
+    :meth:`clear` after one. If the backbone is put back in training mode or a parameter starts
+    requiring gradients, calls raise.
 
     Args:
         backbone: the frozen backbone (eval mode, no parameter requiring gradients).
@@ -293,9 +295,11 @@ class FrozenFeatureCache:
         self._verified = True
 
     # ------------------------------------------------------------------------------ checks
-    def _fingerprint(self) -> tuple[tuple[int, int], ...]:
+    def _fingerprint(self) -> tuple[tuple[int, int, int], ...]:
+        """Identity, storage and version counter of every parameter and buffer: changes when a
+        tensor is replaced or written in place (not through ``.data``, which has no counter)."""
         tensors = itertools.chain(self.backbone.parameters(), self.backbone.buffers())
-        return tuple((id(tensor), tensor._version) for tensor in tensors)
+        return tuple((id(t), t.data_ptr(), t._version) for t in tensors)
 
     def _check_still_frozen(self) -> None:
         problems = frozen_problems(self.backbone)
