@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+from collections.abc import Container, Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import torch
@@ -35,6 +35,14 @@ def tiny_backbones() -> list[str]:
     if not names:  # pragma: no cover - the zoo always registers tiny variants
         raise RuntimeError("no '-tiny' backbone is registered; tests need at least one")
     return names
+
+
+def slow_except(values: Iterable[str], fast: Container[str]) -> list[Any]:
+    """``values`` as pytest parameters, marked ``slow`` except those in ``fast``: the quick run
+    (``pytest -m "not slow"``) keeps one case of an expensive matrix, ``pytest`` runs them all."""
+    return [
+        pytest.param(value, marks=() if value in fast else pytest.mark.slow) for value in values
+    ]
 
 
 def backbone_kwargs() -> dict[str, int]:

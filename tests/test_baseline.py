@@ -93,6 +93,7 @@ def _separable(n: int, seed: int) -> JetRecords:
     return dataclasses.replace(records, jets=jets)
 
 
+@pytest.mark.slow  # the CLI trains gradient-boosted trees
 def test_baseline_cli_classification_end_to_end(tmp_path: Path) -> None:
     train = write_jetclass_root(_separable(400, 1), tmp_path / "train.root")
     test = write_jetclass_root(_separable(200, 2), tmp_path / "test.root")
@@ -148,6 +149,7 @@ def test_baseline_config_is_checked() -> None:
         BaselineConfig.from_dict({"depth": 3})
 
 
+@pytest.mark.slow  # gradient-boosted trees per point
 def test_study_gbt_mode_uses_the_recipes_jets_and_splits(tmp_path: Path) -> None:
     from foundation.baselines.on_recipe import gbt_on_recipe
     from foundation.training.recipe import recipe_from_dict
@@ -207,6 +209,7 @@ def _calibrated(n: int, seed: int) -> JetRecords:
     )
 
 
+@pytest.mark.slow  # gradient-boosted trees per point
 def test_study_gbt_mode_regresses_the_recipes_targets(tmp_path: Path) -> None:
     from foundation.baselines.on_recipe import regression_target
     from foundation.training.recipe import recipe_from_dict
@@ -272,6 +275,7 @@ def _constituent_truth(n: int, seed: int) -> JetRecords:
     )
 
 
+@pytest.mark.slow  # gradient-boosted trees per point
 def test_study_gbt_mode_classifies_particles_and_pairs(tmp_path: Path) -> None:
     from foundation.training.recipe import recipe_from_dict
     from foundation.training.study import data_efficiency

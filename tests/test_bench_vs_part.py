@@ -43,6 +43,7 @@ def _contender(name: str) -> harness.Contender:
 
 
 @pytest.mark.parametrize("name", [harness.REFERENCE, "jetformer-tiny"])
+@pytest.mark.slow  # ONNX export and timing loops
 def test_measure_torch_and_onnx(name: str, tmp_path: Path) -> None:
     contender = _contender(name)
     row = harness.measure_torch(contender, TINY)
@@ -86,6 +87,7 @@ def test_loader_fed_run_and_profile(tmp_path: Path) -> None:
     assert 0 < len(profile) <= 5 and all(row["share"] >= 0 for row in profile)
 
 
+@pytest.mark.slow  # two trainings
 def test_accuracy_uses_one_loop_for_both(tmp_path: Path) -> None:
     from d1_accuracy import d1_data
     from synthetic import random_records, write_jetclass_root
@@ -109,6 +111,7 @@ def test_accuracy_uses_one_loop_for_both(tmp_path: Path) -> None:
         assert scores["epochs"] == 1 and scores["train_seconds"] > 0
 
 
+@pytest.mark.slow  # a recipe's data module and a training
 def test_accuracy_data_matches_a_study_point(tmp_path: Path) -> None:
     from d1_accuracy import d1_data
     from synthetic import random_records, write_jetclass_root
@@ -160,6 +163,7 @@ def test_table_has_ratios_to_part() -> None:
     assert "50.0±5.0" in harness.format_accuracy(accuracy)
 
 
+@pytest.mark.slow  # the whole benchmark on tiny sizes
 def test_main_writes_json(tmp_path: Path) -> None:
     out = tmp_path / "vs_part.json"
     argv = [
@@ -174,6 +178,7 @@ def test_main_writes_json(tmp_path: Path) -> None:
     assert payload["settings"]["batch_size"] == 4 and payload["machine"]["threads"] == 1
 
 
+@pytest.mark.slow  # ONNX exports of two models
 def test_onnx_on_trimmed_jets(tmp_path: Path) -> None:
     settings = harness.Settings(**{**TINY.__dict__, "particles": 32, "onnx_trim": True})
     onnx = harness.measure_onnx(_contender(harness.REFERENCE), settings, tmp_path, profile=True)
@@ -181,6 +186,7 @@ def test_onnx_on_trimmed_jets(tmp_path: Path) -> None:
     assert onnx["onnx_profile"] and onnx["onnx_profile"][0]["ms_per_call"] >= 0
 
 
+@pytest.mark.slow  # trainings per study point
 def test_part_study_scores_every_point_under_the_study_names(tmp_path: Path) -> None:
     import part_study
     from d1_accuracy import d1_data

@@ -280,6 +280,7 @@ def test_deta_sign_flip_and_constituent_filter() -> None:
     assert kept_constituents(px, py, pz, load_card("default").output).all()
 
 
+@pytest.mark.slow  # Pythia runs
 def test_jetclass_card_shards_follow_the_ntupliser(tmp_path: Path) -> None:
     import awkward as ak
     import uproot

@@ -231,6 +231,7 @@ def _cache(tmp_path: Path, n: int = 48, **kwargs) -> JetCacheDataset:
     return JetCacheDataset(tmp_path / "cache")
 
 
+@pytest.mark.slow  # evaluation plots
 def test_evaluate_model_writes_metrics_and_plots(tmp_path: Path) -> None:
     dataset = _cache(tmp_path, label_names=TOP_LABELS)
     model = _tiny_model(len(dataset.feature_names))
@@ -305,6 +306,7 @@ def test_normalization_forms() -> None:
     assert unavailable_features(("part_d0", "part_deta"), ("part_px",)) == ["part_d0"]
 
 
+@pytest.mark.slow  # the CLI in a fresh Python process
 def test_cli_evaluates_a_saved_checkpoint(tmp_path: Path) -> None:
     records = random_records(40, mean_particles=8, seed=2, truth=True, label_names=TOP_LABELS)
     data = str(write_jetclass_root(records, tmp_path / "jets.root"))

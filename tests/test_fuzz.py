@@ -113,6 +113,7 @@ def test_quark_gluon_npz(x: np.ndarray, y: np.ndarray, ragged: bool, drop: str |
     layout=st.sampled_from(["table", "fixed", "junk"]),
     columns=st.sampled_from(["ok", "missing_label", "short_names"]),
 )
+@pytest.mark.slow  # hypothesis writes and reads many files
 def test_top_landscape_hdf5(
     n_jets: int,
     n_particles: int,
@@ -202,6 +203,7 @@ def test_jetclass_root(
 
 @FUZZ
 @given(data=st.binary(min_size=0, max_size=300), suffix=st.sampled_from([".root", ".h5", ".npz"]))
+@pytest.mark.slow  # hypothesis writes and reads many files
 def test_random_bytes_in_every_format(data: bytes, suffix: str) -> None:
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / f"jets{suffix}"
@@ -261,6 +263,7 @@ TREES = st.recursive(
 
 @FUZZ
 @given(tree=st.dictionaries(KEYS, TREES, max_size=6))
+@pytest.mark.slow  # hypothesis: many recipes
 def test_recipe_loader_on_random_trees(tree: dict, tmp_path: Path) -> None:
     path = tmp_path / "recipe.yaml"
     path.write_text(yaml.safe_dump(tree))
@@ -287,6 +290,7 @@ VALID_RECIPE: dict[str, Any] = {
 
 @FUZZ
 @given(data=st.data())
+@pytest.mark.slow  # hypothesis: many recipes
 def test_recipe_loader_on_mutated_valid_recipes(data: st.DataObject, tmp_path: Path) -> None:
     tree = json.loads(json.dumps(VALID_RECIPE))
     paths = _paths(tree)
@@ -322,6 +326,7 @@ def test_recipe_loader_on_random_text(text: str, tmp_path: Path) -> None:
     key=st.lists(KEYS, min_size=0, max_size=4).map(".".join),
     value=st.one_of(st.text(max_size=30), TREES.map(lambda tree: json.dumps(tree))),
 )
+@pytest.mark.slow  # hypothesis: many recipes
 def test_set_overrides(key: str, value: str, tmp_path: Path) -> None:
     path = tmp_path / "recipe.yaml"
     base = {
@@ -372,6 +377,7 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @settings(FUZZ, max_examples=60)  # a model is built per example
 @given(data=st.data())
+@pytest.mark.slow  # hypothesis: many checkpoint folders
 def test_load_pretrained_with_mutated_config(checkpoint: Path, data: st.DataObject) -> None:
     config = json.loads((checkpoint / "config.json").read_text())
     paths = _paths(config)

@@ -240,6 +240,7 @@ def test_pyg_backbone_export_is_a_clear_error(tmp_path: object) -> None:
         )
 
 
+@pytest.mark.slow  # two training runs
 def test_a_pyg_backbone_trains_and_fine_tunes_with_a_recipe(tmp_path: Path) -> None:
     from synthetic import random_records
     from test_training import FEATURES, SLOTS, recipe_data

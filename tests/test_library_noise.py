@@ -14,6 +14,7 @@ from foundation.export.quiet import TORCHSCRIPT_NOISE, quiet_quantizer, replay_w
 from foundation.hub import FeatureSchema
 
 
+@pytest.mark.slow  # ONNX export, parity and int8 quantization
 def test_export_and_int8_print_no_library_warnings(tmp_path: Path, capfd):
     model = make_model("jetformer-tiny")
     model.feature_schema = FeatureSchema(PARTICLE_FEATURES, JET_FEATURES)

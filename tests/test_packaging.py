@@ -102,6 +102,7 @@ def test_requires_extra_names_the_extra():
     assert not isinstance(caught.value, MissingExtraError)
 
 
+@pytest.mark.slow  # a fresh Python process importing torch
 def test_core_install_without_extras(tmp_path: Path):
     """Loading, inference, export and the CLI import without Pythia, FastJet or Lightning;
     simulation and training say which extra to install."""

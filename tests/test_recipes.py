@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import slow_except
 from synthetic import random_records
 
 from foundation import load_pretrained
@@ -154,7 +155,14 @@ def test_every_recipe_has_smoke_data() -> None:
     assert names == sorted(DATA), "add each recipe of recipes/ to DATA in tests/test_recipes.py"
 
 
-@pytest.mark.parametrize("name", sorted(path.stem for path in RECIPES.glob("*.yaml")))
+# The quick run keeps the pipeline: simulate, pretrain, fine-tune, reload, recompute.
+@pytest.mark.parametrize(
+    "name",
+    slow_except(
+        sorted(path.stem for path in RECIPES.glob("*.yaml")),
+        {"pretrain_jetclass", "top_tagging"},
+    ),
+)
 def test_recipe_end_to_end(
     name: str, workspace: Path, sample, random_caches, pretrained_run
 ) -> None:
@@ -172,6 +180,7 @@ def test_recipe_end_to_end(
     assert (run / "loss_curves.png").is_file()
 
 
+@pytest.mark.slow  # a second fine-tuning run on the simulated jets
 def test_top_tagging_lora_with_train_size(workspace: Path, sample, random_caches, pretrained_run):
     base = ["model.backbone=null", f"model.pretrained={pretrained_run / 'best'}"]
     run = _smoke_run("top_tagging", workspace, sample, random_caches, base)

@@ -159,6 +159,7 @@ def _running(pid: int) -> bool:
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc (Linux)")
+@pytest.mark.slow  # a simulation subprocess
 def test_ctrl_c_ends_the_workers_without_a_traceback(tmp_path: Path) -> None:
     argv = ["simulate", "--process", "qcd", "--jets", "4000", "--shard-size", "2000"]
     process = foundation(*argv, "--workers", "2", "--out", str(tmp_path), start_new_session=True)

@@ -211,6 +211,7 @@ def test_run_killed_before_its_first_checkpoint_resumes(tmp_path: Path, cache: P
     assert (result.folder / "metrics.json").is_file()
 
 
+@pytest.mark.slow  # interrupted and resumed training
 def test_epoch_loss_of_a_resumed_epoch_covers_every_batch(tmp_path: Path, cache: Path) -> None:
     def history(folder: Path) -> list[list[float]]:
         return json.loads((folder / "history.json").read_text())["train"]
@@ -261,6 +262,7 @@ def test_ctrl_c_stops_training_in_one_line_and_resumes(tmp_path: Path, cache: Pa
     assert train(recipe, resume=True).metrics["test"]  # the lock went with the process
 
 
+@pytest.mark.slow  # three training runs
 def test_a_run_stopped_by_max_steps_trains_longer_exactly(tmp_path: Path, cache: Path) -> None:
     def last(folder: Path) -> dict[str, torch.Tensor]:
         from safetensors.torch import load_file

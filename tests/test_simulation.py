@@ -250,6 +250,7 @@ def small_sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.mark.slow  # Pythia runs (the small_sample fixture)
 def test_shards_hold_jetclass_branches_and_truth(small_sample: Path) -> None:
     files = sorted(small_sample.glob("*.root"))
     assert [f.name for f in files] == [
@@ -309,6 +310,7 @@ def test_shards_hold_jetclass_branches_and_truth(small_sample: Path) -> None:
         assert metadata["card"]["tracker"]["eta_max"] == 2.5
 
 
+@pytest.mark.slow  # Pythia runs (the small_sample fixture)
 def test_event_ids_are_unique_across_shards(small_sample: Path) -> None:
     ids = []
     for path in small_sample.glob("*.root"):
@@ -320,6 +322,7 @@ def test_event_ids_are_unique_across_shards(small_sample: Path) -> None:
     assert len(events) >= len(ids) // 2
 
 
+@pytest.mark.slow  # Pythia runs (small_sample)
 def test_rerun_skips_finished_shards_and_refuses_other_requests(small_sample: Path) -> None:
     before = {p.name: p.stat().st_mtime_ns for p in small_sample.glob("*.root")}
     specs = plan_shards(
@@ -335,6 +338,7 @@ def test_rerun_skips_finished_shards_and_refuses_other_requests(small_sample: Pa
     assert before == {p.name: p.stat().st_mtime_ns for p in small_sample.glob("*.root")}
 
 
+@pytest.mark.slow  # Pythia runs (small_sample and one more shard)
 def test_same_seed_gives_identical_jets(tmp_path: Path, small_sample: Path) -> None:
     specs = plan_shards(
         resolve_processes("tbqq"), 6, tmp_path, seed=5, card=load_card(), shard_size=6
@@ -360,6 +364,7 @@ def test_batch_shard_selection_partitions_the_request(tmp_path: Path) -> None:
     assert len({s.pythia_seed for s in specs}) == len(specs)
 
 
+@pytest.mark.slow  # Pythia runs
 def test_cli_simulates_and_resumes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     arguments = [
         "simulate",
@@ -381,6 +386,7 @@ def test_cli_simulates_and_resumes(tmp_path: Path, capsys: pytest.CaptureFixture
     assert "unknown process" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # Pythia runs (small_sample)
 def test_validation_robust_physics_on_a_small_sample(small_sample: Path, tmp_path: Path) -> None:
     from foundation.simulation.validate import validate
 
@@ -416,6 +422,7 @@ def test_validation_names_a_file_without_truth(tmp_path: Path) -> None:
         validate([path], tmp_path / "v")
 
 
+@pytest.mark.slow  # Pythia runs, with pileup events
 def test_pileup_overlay_adds_pileup_candidates(tmp_path: Path) -> None:
     card = load_card().with_pileup(8)
     specs = plan_shards(resolve_processes("qcd"), 3, tmp_path, seed=4, card=card, shard_size=3)

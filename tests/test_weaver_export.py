@@ -112,6 +112,7 @@ def _weaver_particlenet(feature_set: str) -> torch.nn.Module:
     return network.eval()
 
 
+@pytest.mark.slow  # ONNX export
 def test_weaver_pipeline_inputs_give_weaver_particlenets_probabilities(tmp_path: Path) -> None:
     DataConfig, build_new_variables, finalize_inputs = _weaver_pipeline()
     reference = _weaver_particlenet("kin")
@@ -149,6 +150,7 @@ def test_weaver_pipeline_inputs_give_weaver_particlenets_probabilities(tmp_path:
     assert difference <= 1e-5, f"max |probability difference| {difference:.2e}"
 
 
+@pytest.mark.slow  # training and ONNX export
 def test_trained_particlenet_passes_the_project_signature_gate(tmp_path: Path) -> None:
     """Logits up to ~170: one float32 step there is 1.5e-5, so the gate is relative above 1."""
     from foundation.export import export_onnx
@@ -188,6 +190,7 @@ def _tiny_checkpoint(folder: Path, heads: dict, jet_inputs: int = 0) -> Path:
     return Path(save_pretrained(model, folder, feature_schema=schema))
 
 
+@pytest.mark.slow  # ONNX export
 def test_export_command_writes_the_weaver_graph_and_preprocess_json(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
