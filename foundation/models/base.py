@@ -1,7 +1,7 @@
 """The backbone contract: a JetBatch goes in, :class:`Features` come out.
 
-A backbone's ``config`` is captured from its constructor (:class:`Backbone`), never copied by
-hand, so that ``create_backbone(name, **backbone.config)`` rebuilds the same model.
+A backbone's ``config`` is captured from its constructor (:class:`ConstructorConfig`), never
+copied by hand, so that ``create_backbone(name, **backbone.config)`` rebuilds the same model.
 """
 
 from __future__ import annotations
@@ -35,14 +35,12 @@ class Features:
     mask: torch.Tensor
 
 
-class Backbone(nn.Module):
-    """Base class of every registered backbone.
+class ConstructorConfig:
+    """A ``config`` captured from the constructor: mix in before ``nn.Module``.
 
-    Subclasses set ``num_features`` (the embedding width ``D``). ``config`` (JSON values) is
-    captured from the constructor of the class being built, before its body runs, so that a
-    checkpoint rebuilds the backbone from ``config.json`` alone with
-    ``create_backbone(name, **config)``. It holds the arguments as bound, with the defaults
-    applied, in the order of the signature (tuples become lists):
+    The constructor of the class being built is wrapped so that, before its body runs,
+    ``self.config`` (JSON values) holds its arguments as bound, with the defaults applied, in
+    the order of the signature (tuples become lists):
 
     - keyword-only arguments (after ``*``) are options, recorded only when they differ from
       their default, so that adding an option leaves the config of every earlier checkpoint
@@ -52,14 +50,13 @@ class Backbone(nn.Module):
       are left out.
 
     A constructor that resolves an argument (a ``None`` default computed from the others)
-    records the resolved value with :meth:`record_resolved`, so that the checkpoint keeps it
-    even if the rule changes.
+    records the resolved value with :meth:`record_resolved`, so that a checkpoint keeps it even
+    if the rule changes.
 
     Raises:
         ValueError: at construction, a recorded argument is not a JSON value.
     """
 
-    num_features: int
     config: dict[str, Any]
     config_exclude: ClassVar[tuple[str, ...]] = ()
     """Constructor arguments that are not part of ``config``."""
@@ -76,6 +73,17 @@ class Backbone(nn.Module):
         for name, value in values.items():
             if name in self.config:
                 self.config[name] = jsonable(value, allow_nan=True)
+
+
+class Backbone(ConstructorConfig, nn.Module):
+    """Base class of every registered backbone.
+
+    Subclasses set ``num_features`` (the embedding width ``D``); ``config`` is captured from
+    their constructor (:class:`ConstructorConfig`), so that a checkpoint rebuilds the backbone
+    from ``config.json`` alone with ``create_backbone(name, **config)``.
+    """
+
+    num_features: int
 
     def forward(self, batch: JetBatch) -> Features:  # pragma: no cover - interface
         raise NotImplementedError
@@ -99,7 +107,7 @@ def _capturing_config(init: Callable[..., None]) -> Callable[..., None]:
         )
 
     @functools.wraps(init)
-    def capturing_init(self: Backbone, *args: Any, **kwargs: Any) -> None:
+    def capturing_init(self: ConstructorConfig, *args: Any, **kwargs: Any) -> None:
         if type(self).__init__ is capturing_init:
             bound = signature.bind(self, *args, **kwargs)
             self.config = constructor_config(type(self), signature, bound)
@@ -109,9 +117,9 @@ def _capturing_config(init: Callable[..., None]) -> Callable[..., None]:
 
 
 def constructor_config(
-    cls: type[Backbone], signature: inspect.Signature, bound: inspect.BoundArguments
+    cls: type[ConstructorConfig], signature: inspect.Signature, bound: inspect.BoundArguments
 ) -> dict[str, Any]:
-    """The ``config`` of a backbone built with ``bound`` (the rules are in :class:`Backbone`).
+    """The ``config`` of ``cls`` built with ``bound`` (the rules: :class:`ConstructorConfig`).
 
     Raises:
         ValueError: a recorded argument is not a JSON value (the message names it).

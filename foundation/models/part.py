@@ -151,9 +151,9 @@ class ParticleTransformer(Backbone):
 
     The keyword-only options reproduce weaver-core's ParT exactly (see
     :mod:`foundation.convert.weaver_part`); their defaults keep the model described above, and
-    ``config`` records only those set to anything else (:class:`~foundation.models.base.Backbone`),
-    so a default model's config, and every checkpoint saved before the options existed, is
-    unchanged.
+    ``config`` records only those set to anything else
+    (:class:`~foundation.models.base.ConstructorConfig`), so a default model's config, and every
+    checkpoint saved before the options existed, is unchanged.
 
     Args:
         in_features: particle features ``F``.
