@@ -261,6 +261,6 @@ class Model(nn.Module):
 
     def save_pretrained(self, folder: str | PathLike[str], **kwargs: Any) -> Any:
         """Write a checkpoint folder (see :func:`foundation.hub.save_pretrained`)."""
-        from foundation.hub.checkpoint import save_pretrained
+        from foundation.hub.checkpoint import save_pretrained  # on first use: huggingface_hub
 
         return save_pretrained(self, folder, **kwargs)
