@@ -25,8 +25,13 @@ SIGNAL_EFFICIENCIES: tuple[float, ...] = (0.3, 0.5)
 
 
 def is_binary_jet_classifier(head: Head) -> bool:
-    """Whether ``head`` gives one signal probability per jet (a two-class jet classifier)."""
-    return head.head_type == "jet_classification" and getattr(head, "binary", False)
+    """Whether ``head`` gives one signal probability per jet (a two-class jet classifier that
+    declares its ``binary_output`` and reads its labels with ``class_indices``)."""
+    return (
+        head.level == "jet"
+        and head.binary_output is not None
+        and callable(getattr(head, "class_indices", None))
+    )
 
 
 def evaluation_scalars(
@@ -82,6 +87,7 @@ def binary_classifier_scores(
         for name in wanted:
             labels = model.heads[name].class_indices(batch)
             keep = labels >= 0
-            collected[name][0].append(outputs[name]["probability"][keep].double().numpy())
+            signal = outputs[name][model.heads[name].binary_output]
+            collected[name][0].append(signal[keep].double().numpy())
             collected[name][1].append(labels[keep].numpy())
     return {name: (np.concatenate(s), np.concatenate(y)) for name, (s, y) in collected.items()}

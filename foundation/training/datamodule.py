@@ -39,7 +39,6 @@ with requires_extra("train"):
     import lightning as L
 
 _ALWAYS = ("label",)
-_PRODUCED_BY_MASKING = ("masked_particle",)
 
 
 @dataclass
@@ -219,7 +218,7 @@ class JetDataModule(L.LightningDataModule):
             KeyError: a target the data cannot provide (the message lists those it can).
         """
         summary = self._prepared()
-        wanted = {name for name in names if name not in _PRODUCED_BY_MASKING}
+        wanted = set(names)
         missing = sorted(wanted - set(summary.targets))
         if missing:
             raise KeyError(
