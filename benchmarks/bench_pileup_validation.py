@@ -167,7 +167,7 @@ def match(jets: dict[str, dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     """
     reference = jets["no_pileup"]
     chosen = {name: [] for name in CONDITIONS}
-    for index in range(len(reference["jet_pt"])):
+    for index in range(len(reference["event_id"])):
         found = {}
         for name in CONDITIONS:
             other = jets[name]

@@ -392,3 +392,33 @@ def test_spread_primary_vertex_moves_the_event_and_finish_moves_it_back(
     np.testing.assert_allclose(moved.vz, pileup.primary_z)
     track = _candidates([(10.0, 0.0, 0.0, CHARGED_HADRON, 0, pileup.primary_z)])
     np.testing.assert_allclose(pileup.finish(track).dz, 0.0, atol=1e-12)
+
+
+# ---------------------------------------------------------------- the validation benchmark
+
+
+def test_validation_matches_jets_of_the_same_event_across_conditions() -> None:
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_pileup_validation.py"
+    spec = importlib.util.spec_from_file_location("bench_pileup_validation", path)
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    big = (1 << 60) + 1  # event ids beyond 2^53 must not collide
+    reference = {
+        "event_id": np.array([big, big + 1, 7]),
+        "jet_eta": np.array([0.5, -1.0, 0.0]),
+        "jet_phi": np.array([3.1, 0.0, 1.0]),
+    }
+    shifted = {
+        "event_id": np.array([7, big, big + 1, big]),
+        "jet_eta": np.array([0.0, -0.5, -1.05, 0.52]),
+        "jet_phi": np.array([1.0, 0.0, 0.05, -3.1]),  # across the phi wrap
+    }
+    jets = {name: shifted for name in bench.CONDITIONS}
+    jets["no_pileup"] = reference
+    jets["pileup"] = {key: value[:3] for key, value in shifted.items()}  # loses the wrapped jet
+    matched = bench.match(jets)
+    np.testing.assert_array_equal(matched["no_pileup"], [1, 2])
+    np.testing.assert_array_equal(matched["pileup_chs"], [2, 0])
