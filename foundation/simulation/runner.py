@@ -168,6 +168,8 @@ class _Pileup:
         return z
 
     def overlay(self, particles: GenParticles) -> GenParticles:
+        """``particles`` (moved to a drawn primary-vertex z when the card spreads it) and the
+        particles of a Poisson number of pileup interactions, each at its own z."""
         self.interactions = 0
         if self.settings is not None and self.settings.spread_primary_vertex:
             self.primary_z = self._vertex_z()
