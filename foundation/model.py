@@ -192,15 +192,25 @@ class Model(nn.Module):
         return self.backbone(batch)
 
     def forward(
-        self, batch: JetBatch, heads: Iterable[str] | None = None
+        self,
+        batch: JetBatch,
+        heads: Iterable[str] | None = None,
+        features: Features | None = None,
     ) -> dict[str, dict[str, torch.Tensor]]:
         """Run the backbone once and every head (or the named ones) on its features.
+
+        Args:
+            batch: the jets.
+            heads: the heads to run (default: all).
+            features: the backbone's features of ``batch``, when they were computed already
+                (e.g. by a :class:`~foundation.models.frozen_features.FrozenFeatureCache`).
 
         Returns:
             ``{head_name: {output_name: tensor}}``.
         """
         names = list(self.heads) if heads is None else list(heads)
-        features = self.backbone(batch)
+        if features is None:
+            features = self.backbone(batch)
         return {name: self._head(name)(features, batch) for name in names}
 
     def loss(

@@ -349,6 +349,42 @@ def test_frozen_fine_tune_keeps_the_backbone_and_saves_a_delta(
     assert load_pretrained(result.best).source["base"]["sha256"] == config["base"]["sha256"]
 
 
+def test_frozen_feature_cache_gives_the_same_run_with_fewer_backbone_passes(
+    cache: Path, pretrained: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """finetune.cache_frozen_features: same head weights and metrics, the backbone run once
+    per jet instead of once per jet and epoch."""
+    from foundation.models.part import ParticleTransformer
+
+    calls: list[int] = []
+    original = ParticleTransformer.forward
+
+    def counted(self, batch):
+        calls.append(len(batch))
+        return original(self, batch)
+
+    monkeypatch.setattr(ParticleTransformer, "forward", counted)
+    results, jets = {}, {}
+    for cached in (False, True):
+        calls.clear()
+        recipe = recipe_from_dict(
+            recipe_data(
+                cache,
+                tmp_path / f"cached_{cached}",
+                model={"backbone": None, "pretrained": str(pretrained)},
+                finetune={"mode": "frozen", "cache_frozen_features": cached},
+                trainer={"max_epochs": 3, "eval_train_batches": 0},
+            )
+        )
+        results[cached], jets[cached] = train(recipe), sum(calls)
+    plain, fast = weights(results[False].best), weights(results[True].best)
+    assert plain.keys() == fast.keys()
+    for key in plain:
+        torch.testing.assert_close(plain[key], fast[key], rtol=0, atol=1e-6)
+    assert results[True].metrics["test"] == pytest.approx(results[False].metrics["test"], abs=1e-6)
+    assert jets[True] < jets[False] / 2
+
+
 def test_linear_mode_builds_linear_probes(cache: Path, pretrained: Path, tmp_path: Path) -> None:
     from foundation.training.builder import build_model, load_base
 

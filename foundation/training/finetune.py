@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from foundation.extras import requires_extra
 from foundation.model import Model
+from foundation.models.frozen_features import FrozenFeatureCache
 from foundation.models.lora import ADAPTER_NAME, lora_parameters
 from foundation.training.modes import get_mode, mode_names
 from foundation.training.recipe import FinetuneConfig, Recipe
@@ -44,6 +45,25 @@ def apply_mode(model: Model, config: FinetuneConfig) -> None:
             parameter.requires_grad_(True)
     if mode.gradual_unfreezing:
         set_unfrozen_groups(model, 0)
+
+
+def frozen_feature_cache(model: Model, recipe: Recipe) -> FrozenFeatureCache | None:
+    """The cache of the backbone's features for a run whose backbone never changes, else None.
+
+    It applies when ``finetune.cache_frozen_features`` is set and the mode freezes the backbone
+    and adds no adapters (``frozen``, ``linear``; not ``lora``). The caller leaves it out when
+    the inputs are masked at random (a ``masked_particle`` head: no jet is seen twice). Call it
+    after :func:`apply_mode`.
+
+    Raises:
+        ValueError: the backbone is not batch-independent (the message says why).
+    """
+    mode = get_mode(recipe.finetune.mode)
+    if not recipe.finetune.cache_frozen_features or not mode.freezes_backbone:
+        return None
+    if mode.lora or model.adapters:
+        return None
+    return FrozenFeatureCache(model.backbone, max_jets=recipe.finetune.cache_max_jets)
 
 
 def set_unfrozen_groups(model: Model, count: int) -> int:

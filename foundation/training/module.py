@@ -30,6 +30,7 @@ import torch
 from foundation.data.batch import JetBatch
 from foundation.extras import requires_extra
 from foundation.model import Model
+from foundation.training.finetune import frozen_feature_cache
 from foundation.training.modes import get_mode
 from foundation.training.optim import build_optimizer, build_schedule, parameter_groups
 from foundation.training.recipe import Recipe
@@ -70,6 +71,8 @@ class TrainingModule(L.LightningModule):
         self.model = model
         self.recipe = recipe
         self.masked = any(head.uses_masking for head in model.heads.values())
+        # a plain object, not a submodule: nothing enters the state_dict or the optimizer
+        self.frozen_features = None if self.masked else frozen_feature_cache(model, recipe)
         self.final_prefix: str | None = None
         self.total_steps: int | None = None
         self._sums: dict[str, tuple[Any, int]] = {}
@@ -94,7 +97,8 @@ class TrainingModule(L.LightningModule):
 
     def _step(self, batch: JetBatch, stage: str, generator: torch.Generator | None) -> torch.Tensor:
         batch = self._prepare(batch, generator)
-        outputs = self.model(batch)
+        features = None if self.frozen_features is None else self.frozen_features(batch)
+        outputs = self.model(batch, features=features)
         total, per_head = self.model.loss(batch, outputs)
         size = len(batch)
         self._log(stage, f"{stage}/loss", total, size, prog_bar=self.final_prefix is None)
