@@ -82,7 +82,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=_pileup,
         default=None,
         metavar="MU",
-        help="mean pileup interactions (overrides the card; 0 = off)",
+        help=(
+            "mean pileup interactions (overrides the card's mean; 0 = none; "
+            "the card's CHS/PUPPI stay)"
+        ),
     )
     parser.add_argument(
         "--pt-range",
