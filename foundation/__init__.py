@@ -7,10 +7,19 @@ imported on first use; everything else lives in the submodules (``foundation.dat
 printed or downloaded at import time.
 """
 
-from foundation.lazy import lazy_exports
+from typing import Any
 
 __version__ = "0.1.0"
 
-__getattr__ = lazy_exports(__name__, {"load_pretrained": "loading"})
+
+def __getattr__(name: str) -> Any:
+    """``load_pretrained``, imported on first use (then kept here)."""
+    if name != "load_pretrained":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from foundation.loading import load_pretrained
+
+    globals()[name] = load_pretrained
+    return load_pretrained
+
 
 __all__ = ["__version__", "load_pretrained"]

@@ -2,14 +2,15 @@
 
 A :class:`Registry` maps names to objects. A malformed or duplicate name is an error (never a
 silent overwrite); an unknown name is a ``KeyError`` that lists the registered names and
-suggests the closest one; the modules that register the built-in entries are imported on
-first use, not when the registry is imported.
+suggests the closest one; the built-in entries are registered on first use (by a function
+with plain import statements, given by the registry's module), not when the registry is
+imported: the modules defining them import the registry, and a light caller (the command line's
+help) never pays for them.
 """
 
 from __future__ import annotations
 
 import difflib
-import importlib
 import re
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
@@ -36,8 +37,9 @@ class Registry(Generic[T]):
         plural: the plural of ``kind`` (default ``kind + "s"``).
         pattern: the form of a valid name (:data:`SNAKE_CASE` or :data:`DASHED`).
         example: a valid name shown when a name is malformed.
-        builtin_modules: modules whose import registers the built-in entries; imported on the
-            first :meth:`get`, :meth:`find`, :meth:`names` or :meth:`items`.
+        builtins: a function registering the built-in entries (it imports the modules that
+            define them); called once, on the first :meth:`get`, :meth:`find`, :meth:`names`,
+            :meth:`items`, ``in`` or ``len``.
     """
 
     def __init__(
@@ -47,13 +49,13 @@ class Registry(Generic[T]):
         plural: str | None = None,
         pattern: re.Pattern[str] = SNAKE_CASE,
         example: str = "",
-        builtin_modules: tuple[str, ...] = (),
+        builtins: Callable[[], object] | None = None,
     ) -> None:
         self.kind = kind
         self.plural = plural or f"{kind}s"
         self.pattern = pattern
         self.example = example
-        self.builtin_modules = builtin_modules
+        self._builtins = builtins
         self._entries: dict[str, T] = {}
         self._origins: dict[str, object] = {}
 
@@ -113,9 +115,15 @@ class Registry(Generic[T]):
 
     # ------------------------------------------------------------------------ looking up
     def load_builtins(self) -> None:
-        """Import the modules that register the built-in entries (idempotent)."""
-        for module in self.builtin_modules:
-            importlib.import_module(module)
+        """Register the built-in entries: call ``builtins`` once (again if it raised)."""
+        load, self._builtins = self._builtins, None
+        if load is None:
+            return
+        try:
+            load()
+        except BaseException:
+            self._builtins = load
+            raise
 
     def get(self, name: str) -> T:
         """The entry registered as ``name``.

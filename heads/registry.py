@@ -10,17 +10,20 @@ from heads.base import Head
 
 _HeadT = TypeVar("_HeadT", bound=type[Head])
 
-BUILTIN_HEAD_MODULES: tuple[str, ...] = (
-    "heads.jet_classification",
-    "heads.jet_regression",
-    "heads.particle_classification",
-    "heads.pair_classification",
-    "heads.masked_particle",
-)
-"""Modules that register the built-in heads; imported on first use of the registry."""
+
+def _register_builtin_heads() -> None:
+    """Import the modules that register the built-in heads (on first use of :data:`HEADS`)."""
+    from heads import (  # noqa: F401
+        jet_classification,
+        jet_regression,
+        masked_particle,
+        pair_classification,
+        particle_classification,
+    )
+
 
 HEADS: Registry[type[Head]] = Registry(
-    "head", example="jet_classification", builtin_modules=BUILTIN_HEAD_MODULES
+    "head", example="jet_classification", builtins=_register_builtin_heads
 )
 """Head classes by name."""
 

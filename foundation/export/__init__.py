@@ -16,31 +16,50 @@ command line needs to show its help) never pays for torch and ONNX Runtime.
 
 from __future__ import annotations
 
-from foundation.lazy import lazy_exports
-
-_SUBMODULE_OF: dict[str, str] = {
-    "BenchResult": "bench",
-    "format_table": "bench",
-    "run_benchmarks": "bench",
-    "ExportError": "errors",
-    "ExportParityError": "errors",
-    "ExportReport": "exporter",
-    "export_onnx": "exporter",
-    "write_jet_files": "jet_files",
-    "read_metadata": "metadata",
-    "ParityConfig": "parity",
-    "ParityReport": "parity",
-    "check_parity": "parity",
-    "CompressionCost": "quantization",
-    "QuantizationError": "quantization",
-    "compression_cost": "quantization",
-    "quantize": "quantization",
-    "export_weaver_onnx": "weaver_signature",
-}
-"""Public name -> the submodule of ``foundation.export`` defining it."""
+from typing import Any
 
 
-__getattr__ = lazy_exports(__name__, _SUBMODULE_OF)
+def __getattr__(name: str) -> Any:
+    """The public ``name``, imported from its submodule on first use (then kept here)."""
+    match name:
+        case "BenchResult" | "format_table" | "run_benchmarks":
+            from foundation.export import bench as source
+        case "ExportError" | "ExportParityError":
+            from foundation.export import errors as source
+        case "ExportReport" | "export_onnx":
+            from foundation.export import exporter as source
+        case "write_jet_files":
+            from foundation.export import jet_files as source
+        case "read_metadata":
+            from foundation.export import metadata as source
+        case "ParityConfig" | "ParityReport" | "check_parity":
+            from foundation.export import parity as source
+        case "CompressionCost" | "QuantizationError" | "compression_cost" | "quantize":
+            from foundation.export import quantization as source
+        case "export_weaver_onnx":
+            from foundation.export import weaver_signature as source
+        case _:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = globals()[name] = getattr(source, name)
+    return value
 
 
-__all__ = sorted(_SUBMODULE_OF)
+__all__ = [
+    "BenchResult",
+    "CompressionCost",
+    "ExportError",
+    "ExportParityError",
+    "ExportReport",
+    "ParityConfig",
+    "ParityReport",
+    "QuantizationError",
+    "check_parity",
+    "compression_cost",
+    "export_onnx",
+    "export_weaver_onnx",
+    "format_table",
+    "quantize",
+    "read_metadata",
+    "run_benchmarks",
+    "write_jet_files",
+]

@@ -18,30 +18,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from foundation.lazy import lazy_exports
-
-_SUBMODULE_OF: dict[str, str] = {
-    "save_pretrained": "checkpoint",
-    "write_checkpoint": "checkpoint",
-    "FORMAT_VERSION": "config",
-    "read_config": "config",
-    "DeltaBase": "delta",
-    "CheckpointError": "errors",
-    "HubDownloadError": "errors",
-    "sha256_file": "hashing",
-    "verify_folder": "hashing",
-    "CHECKPOINTS_ENV": "pretrained",
-    "find_pretrained": "pretrained",
-    "list_pretrained": "pretrained",
-    "push_to_hub": "push",
-    "Checkpoint": "reading",
-    "read_checkpoint": "reading",
-    "ResolvedCheckpoint": "resolve",
-    "resolve_checkpoint": "resolve",
-    "FeatureSchema": "schema",
-}
-"""Public name -> the submodule of ``foundation.hub`` defining it."""
-
 _REMOVED: dict[str, str] = {
     "load_pretrained": "foundation.load_pretrained(name_or_path, revision=..., heads=...)",
     "from_pretrained": "foundation.load_pretrained(name_or_path, revision=..., heads=...)",
@@ -54,16 +30,58 @@ _REMOVED: dict[str, str] = {
 }
 """Names the hub no longer has (it builds no models) -> what to use instead."""
 
-_lazy = lazy_exports(__name__, _SUBMODULE_OF)
-
 
 def __getattr__(name: str) -> Any:
+    """The public ``name``, imported from its submodule on first use (then kept here)."""
     if name in _REMOVED:
         raise AttributeError(
             f"foundation.hub.{name} was removed (the hub reads and writes checkpoint folders, "
             f"it builds no models); use {_REMOVED[name]}"
         )
-    return _lazy(name)
+    match name:
+        case "save_pretrained" | "write_checkpoint":
+            from foundation.hub import checkpoint as source
+        case "FORMAT_VERSION" | "read_config":
+            from foundation.hub import config as source
+        case "DeltaBase":
+            from foundation.hub import delta as source
+        case "CheckpointError" | "HubDownloadError":
+            from foundation.hub import errors as source
+        case "sha256_file" | "verify_folder":
+            from foundation.hub import hashing as source
+        case "CHECKPOINTS_ENV" | "find_pretrained" | "list_pretrained":
+            from foundation.hub import pretrained as source
+        case "push_to_hub":
+            from foundation.hub import push as source
+        case "Checkpoint" | "read_checkpoint":
+            from foundation.hub import reading as source
+        case "ResolvedCheckpoint" | "resolve_checkpoint":
+            from foundation.hub import resolve as source
+        case "FeatureSchema":
+            from foundation.hub import schema as source
+        case _:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = globals()[name] = getattr(source, name)
+    return value
 
 
-__all__ = sorted(_SUBMODULE_OF)
+__all__ = [
+    "CHECKPOINTS_ENV",
+    "FORMAT_VERSION",
+    "Checkpoint",
+    "CheckpointError",
+    "DeltaBase",
+    "FeatureSchema",
+    "HubDownloadError",
+    "ResolvedCheckpoint",
+    "find_pretrained",
+    "list_pretrained",
+    "push_to_hub",
+    "read_checkpoint",
+    "read_config",
+    "resolve_checkpoint",
+    "save_pretrained",
+    "sha256_file",
+    "verify_folder",
+    "write_checkpoint",
+]

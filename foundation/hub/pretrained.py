@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from collections.abc import Sequence
 from os import PathLike
@@ -14,9 +13,6 @@ CHECKPOINTS_ENV = "FOUNDATION_CHECKPOINTS"
 """Environment variable with extra checkpoint folders (``os.pathsep``-separated), searched
 before the shipped ones."""
 
-SHIPPED_PACKAGE = "foundation_checkpoints"
-"""The package a wheel installs the repository's ``checkpoints/`` folder as (see setup.py)."""
-
 _PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -24,19 +20,20 @@ def shipped_checkpoint_folders() -> list[Path]:
     """Folders holding the shipped checkpoints, each once.
 
     In a source checkout (the parent of the ``foundation`` package holds ``pyproject.toml``):
-    its ``checkpoints/``. Installed: the folder of the :data:`SHIPPED_PACKAGE` package (an
-    editable install maps it to the same ``checkpoints/``).
+    its ``checkpoints/``. Installed: the folders of the package ``foundation_checkpoints``, the
+    ``checkpoints/`` folder that a wheel installs as a data-only package (see setup.py; an
+    editable install maps it to the same ``checkpoints/``). Importing it runs no code.
     """
     found: list[Path] = []
     source_root = _PACKAGE_ROOT.parent
     if (source_root / "pyproject.toml").is_file():
         found.append(source_root / "checkpoints")
     try:
-        spec = importlib.util.find_spec(SHIPPED_PACKAGE)
-    except (ImportError, ValueError):
-        spec = None
-    for location in (spec.submodule_search_locations or []) if spec else []:
-        found.append(Path(location))
+        import foundation_checkpoints
+    except ImportError:
+        pass
+    else:
+        found.extend(Path(location) for location in foundation_checkpoints.__path__)
     unique: dict[Path, Path] = {}
     for folder in found:
         unique.setdefault(folder.resolve(), folder)

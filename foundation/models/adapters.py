@@ -20,11 +20,14 @@ if TYPE_CHECKING:
 
 AdapterFunction = Callable[..., None]
 
-BUILTIN_ADAPTER_MODULES: tuple[str, ...] = ("foundation.models.lora",)
-"""Modules registering the built-in adapters, imported on first use (not at import time)."""
+
+def _register_builtin_adapters() -> None:
+    """Import the modules that register the built-in adapters (on first use, not at import)."""
+    from foundation.models import lora  # noqa: F401
+
 
 ADAPTERS: Registry[AdapterFunction] = Registry(
-    "adapter", example="lora", builtin_modules=BUILTIN_ADAPTER_MODULES
+    "adapter", example="lora", builtins=_register_builtin_adapters
 )
 """Adapter functions ``apply(model, **kwargs)`` by name."""
 

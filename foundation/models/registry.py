@@ -11,8 +11,14 @@ from foundation.registry import DASHED, Registry
 BackboneBuilder = Callable[..., Backbone]
 _BuilderT = TypeVar("_BuilderT", bound=BackboneBuilder)
 
+
+def _register_builtin_backbones() -> None:
+    """Import :mod:`foundation.models.zoo`, which registers the built-in backbones."""
+    from foundation.models import zoo  # noqa: F401
+
+
 BACKBONES: Registry[BackboneBuilder] = Registry(
-    "backbone", pattern=DASHED, example="part-tiny", builtin_modules=("foundation.models.zoo",)
+    "backbone", pattern=DASHED, example="part-tiny", builtins=_register_builtin_backbones
 )
 """Backbone builders (a class or a function returning a :class:`Backbone`) by name."""
 

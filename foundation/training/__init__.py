@@ -16,27 +16,52 @@ LoRA lives with the models (:mod:`foundation.models.lora`), where checkpoints re
 
 from __future__ import annotations
 
-from foundation.lazy import lazy_exports
+from typing import Any
 
-_SUBMODULE_OF: dict[str, str] = {
-    "Recipe": "recipe",
-    "RecipeError": "typed",
-    "load_recipe": "recipe",
-    "recipe_from_dict": "recipe",
-    "recipe_help": "recipe",
-    "save_recipe": "recipe",
-    "train": "run",
-    "RunResult": "run",
-    "JetDataModule": "datamodule",
-    "TrainingModule": "module",
-    "build_model": "builder",
-    "parameter_groups": "optim",
-    "apply_mode": "finetune",
-    "data_efficiency": "study",
-    "read_metrics": "run_folder",
-}
-"""Public name -> the submodule of ``foundation.training`` defining it."""
 
-__getattr__ = lazy_exports(__name__, _SUBMODULE_OF)
+def __getattr__(name: str) -> Any:
+    """The public ``name``, imported from its submodule on first use (then kept here)."""
+    match name:
+        case "Recipe" | "load_recipe" | "recipe_from_dict" | "recipe_help" | "save_recipe":
+            from foundation.training import recipe as source
+        case "RecipeError":
+            from foundation.training import typed as source
+        case "train" | "RunResult":
+            from foundation.training import run as source
+        case "JetDataModule":
+            from foundation.training import datamodule as source
+        case "TrainingModule":
+            from foundation.training import module as source
+        case "build_model":
+            from foundation.training import builder as source
+        case "parameter_groups":
+            from foundation.training import optim as source
+        case "apply_mode":
+            from foundation.training import finetune as source
+        case "data_efficiency":
+            from foundation.training import study as source
+        case "read_metrics":
+            from foundation.training import run_folder as source
+        case _:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = globals()[name] = getattr(source, name)
+    return value
 
-__all__ = sorted(_SUBMODULE_OF)
+
+__all__ = [
+    "JetDataModule",
+    "Recipe",
+    "RecipeError",
+    "RunResult",
+    "TrainingModule",
+    "apply_mode",
+    "build_model",
+    "data_efficiency",
+    "load_recipe",
+    "parameter_groups",
+    "read_metrics",
+    "recipe_from_dict",
+    "recipe_help",
+    "save_recipe",
+    "train",
+]
