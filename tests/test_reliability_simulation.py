@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -160,7 +161,17 @@ def _running(pid: int) -> bool:
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc (Linux)")
 @pytest.mark.slow  # a simulation subprocess
-def test_ctrl_c_ends_the_workers_without_a_traceback(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "stop, status",
+    [
+        (lambda pid: os.killpg(pid, signal.SIGINT), 130),  # what a terminal's Ctrl-C sends
+        (lambda pid: os.kill(pid, signal.SIGTERM), 143),  # `kill PID`, a batch system's stop
+    ],
+    ids=["ctrl-c", "sigterm"],
+)
+def test_ctrl_c_ends_the_workers_without_a_traceback(
+    tmp_path: Path, stop: Callable[[int], None], status: int
+) -> None:
     argv = ["simulate", "--process", "qcd", "--jets", "4000", "--shard-size", "2000"]
     process = foundation(*argv, "--workers", "2", "--out", str(tmp_path), start_new_session=True)
     deadline = time.monotonic() + 60
@@ -170,9 +181,9 @@ def test_ctrl_c_ends_the_workers_without_a_traceback(tmp_path: Path) -> None:
         workers = _pool_workers(process.pid)
     assert len(workers) == 2, "the pool did not start"
     time.sleep(3)  # the workers are in Pythia now
-    os.killpg(process.pid, signal.SIGINT)  # what a terminal's Ctrl-C sends
+    stop(process.pid)
     _, err = process.communicate(timeout=60)
-    assert process.returncode == 130, err
+    assert process.returncode == status, err
     assert "Traceback" not in err
     assert "interrupted: 0 of 2 shards are finished and kept; rerun the same command" in err
     deadline = time.monotonic() + 10

@@ -2,14 +2,17 @@
 
 Only the sub-command being run is imported (``foundation --help`` imports none), and an error
 of the project's (bad input, a missing file) is printed as one line and exits 1; ``--debug``
-shows the traceback instead. Ctrl-C exits 130 with one line.
+shows the traceback instead. Ctrl-C exits 130 with one line; SIGTERM (``kill``, a batch system
+ending a job) takes the same path and exits 143.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 
 from foundation import __version__
@@ -58,6 +61,21 @@ def requested_command(argv: Sequence[str]) -> str | None:
     return None
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is, so that it ends as after Ctrl-C: workers are
+    stopped, finished work is kept, one line is printed (commands may re-raise it as their own
+    interruption with what was kept; :data:`_SIGNALS` remembers that it was SIGTERM)."""
+
+
+_SIGNALS: list[int] = []
+"""The termination signals received during this command (for its exit status)."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    _SIGNALS.append(signum)
+    raise Terminated()
+
+
 def interruption_message(interruption: KeyboardInterrupt) -> str:
     """The interruption's own message (what was kept, how to continue), or a general one."""
     return str(interruption) or (
@@ -77,19 +95,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    _SIGNALS.clear()
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main_thread else None
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt as interruption:
         if args.debug:
             raise
         print(f"foundation {args.command}: {interruption_message(interruption)}", file=sys.stderr)
-        return 130
+        return 128 + _SIGNALS[-1] if _SIGNALS else 130
     except Exception as error:
         if args.debug or not is_expected(error):
             raise
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         print(f"foundation {args.command}: error: {message}", file=sys.stderr)
         return 1
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 from foundation.cli._recipe_args import add_recipe_arguments, load_recipe_arguments, run_training
 from foundation.training.modes import MODES, mode_names
@@ -49,9 +48,4 @@ def run(args: argparse.Namespace) -> int:
     recipe = load_recipe_arguments(args, extra)
     if recipe is None:
         return 0
-    try:
-        return run_training(args, recipe)
-    except KeyboardInterrupt as interruption:
-        message = str(interruption) or "interrupted; rerun the same command with --resume"
-        print(f"foundation finetune: {message}", file=sys.stderr)
-        return 130
+    return run_training(args, recipe)  # Ctrl-C / SIGTERM: main() prints one line

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 from foundation.cli._recipe_args import add_recipe_arguments, load_recipe_arguments, run_training
 from foundation.training.modes import get_mode
@@ -36,9 +35,4 @@ def run(args: argparse.Namespace) -> int:
             f"{args.recipe}: finetune.mode={recipe.finetune.mode!r} is a fine-tuning mode; use "
             "`foundation finetune` (pretraining trains the whole backbone: mode full)"
         )
-    try:
-        return run_training(args, recipe)
-    except KeyboardInterrupt as interruption:
-        message = str(interruption) or "interrupted; rerun the same command with --resume"
-        print(f"foundation pretrain: {message}", file=sys.stderr)
-        return 130
+    return run_training(args, recipe)  # Ctrl-C / SIGTERM: main() prints one line

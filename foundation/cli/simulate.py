@@ -6,7 +6,6 @@ import argparse
 import json
 import math
 import os
-import sys
 from pathlib import Path
 
 from foundation.simulation.processes import ALIASES, PROCESSES
@@ -133,17 +132,10 @@ def run(args: argparse.Namespace) -> int:
     )
     if args.shard is not None:
         specs = select_batch_shards(specs, *args.shard)
-    try:
-        made = run_shards(
-            specs,
-            workers=args.workers,
-            overwrite=args.overwrite,
-            show_progress=not args.no_progress,
-        )
-    except KeyboardInterrupt as interruption:  # workers are ended; finished shards are kept
-        message = str(interruption) or "interrupted; rerun the same command to resume"
-        print(f"foundation simulate: {message}", file=sys.stderr)
-        return 130
+    # Ctrl-C / SIGTERM: the workers are ended, finished shards kept, main() prints one line
+    made = run_shards(
+        specs, workers=args.workers, overwrite=args.overwrite, show_progress=not args.no_progress
+    )
     if made:
         summary = shard_summary(made)
         print(
