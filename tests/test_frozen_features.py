@@ -285,3 +285,22 @@ def test_autocast_gets_its_own_entries() -> None:
     assert (full.jet.dtype, low.jet.dtype) == (torch.float32, expected.jet.dtype)
     assert max_difference(low, expected) == 0.0
     assert cache.stats.jets == 2 * len(batch)
+
+
+def test_particlenet_graph_of_tied_distances_ignores_padding_and_batch() -> None:
+    """Particles on a grid (calorimeter cells) have many equal distances: the neighbours chosen
+    among them are the same whatever the padding and the other jets of the batch."""
+    from foundation.models.particlenet import knn_graph_slots
+
+    grid = torch.stack(torch.meshgrid(torch.arange(6.0), torch.arange(6.0), indexing="ij"), -1)
+    coords = 0.02 * grid.reshape(1, 36, 2)  # 36 cells, 4 at equal distance around most
+    mask = torch.ones(1, 36, dtype=torch.bool)
+    alone = knn_graph_slots(coords, mask, k=16)
+    for extra in (1, 3, 50):
+        padded = torch.cat([coords, torch.zeros(1, extra, 2)], dim=1)
+        padded_mask = torch.cat([mask, torch.zeros(1, extra, dtype=torch.bool)], dim=1)
+        other = torch.rand(1, 36 + extra, 2)
+        index, valid = knn_graph_slots(
+            torch.cat([other, padded]), torch.cat([torch.ones_like(padded_mask), padded_mask]), 16
+        )
+        assert torch.equal(index[1:, :36], alone[0]) and torch.equal(valid[1:, :36], alone[1])

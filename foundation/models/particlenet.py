@@ -67,13 +67,15 @@ def fusion_width(in_width: int) -> int:
 def knn_graph_slots(
     coords: torch.Tensor, mask: torch.Tensor, k: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """kNN the way a network on padded slots builds it: ``topk(k + 1)`` minus the nearest.
+    """kNN the way a network on padded slots builds it: the ``k + 1`` nearest minus the nearest.
 
     Distances are ``(|a|² - 2 a·b) + |b|²`` clamped at 0 (self included), padding columns are
     farther than any real particle; of the ``k + 1`` nearest the first (normally the particle
     itself) is dropped. Slots beyond the real particles (a jet with fewer than ``k + 1``) are
-    invalid: they stand for padding neighbours, whose features are zero. Works for any ``N``,
-    also 0 and 1.
+    invalid: they stand for padding neighbours, whose features are zero. Equal distances are
+    broken by the lower slot index (a stable sort eagerly, ONNX TopK's rule in exported graphs),
+    so a jet's graph does not depend on its batch or padding; weaver's ``topk`` picks among ties
+    in an order that depends on the tensor's shape. Works for any ``N``, also 0 and 1.
 
     Args:
         coords: coordinates the distance is measured in.
@@ -95,12 +97,17 @@ def knn_graph_slots(
     dist = ((sq.unsqueeze(2) + (-2 * inner)) + sq.unsqueeze(1)).clamp(min=0)
     dist = dist.masked_fill(~mask.unsqueeze(1), float("inf"))
     if is_exporting():
-        # ONNX TopK needs k + 1 <= N: k + 1 never-chosen columns make any N (0 too) run
+        # ONNX TopK needs k + 1 <= N: k + 1 never-chosen columns make any N (0 too) run; its
+        # ties go to the lower index, as the stable sort's below
         dist = F.pad(dist, (0, k + 1), value=float("inf"))
         take = k + 1
+        values, index = dist.topk(take, dim=-1, largest=False, sorted=True)
     else:
+        # a stable sort, not topk: equal distances (calorimeter cells on a grid) go to the lower
+        # index whatever the padding or the batch, so a jet's graph is its own
         take = min(k + 1, count)
-    values, index = dist.topk(take, dim=-1, largest=False, sorted=True)
+        values, index = dist.sort(dim=-1, stable=True)
+        values, index = values[..., :take], index[..., :take]
     values, index = values[..., 1:], index[..., 1:]
     valid = torch.isfinite(values) & mask.unsqueeze(-1)
     index = torch.where(valid, index, torch.zeros_like(index))
