@@ -27,8 +27,9 @@ from typing import Any
 import torch
 from harness import write_json
 
+from foundation.evaluation.study_summary import StudyPoint, summarize
 from foundation.training.recipe import load_recipe
-from foundation.training.study import StudyPoint, markdown_table, summarize
+from foundation.training.study_report import markdown_table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 

@@ -269,7 +269,7 @@ def _score(study: Any, recipe: Any, out: Path) -> QuickstartResult:
     from foundation.evaluation.labels import mode_label
     from foundation.evaluation.metrics import background_rejection, roc_auc
     from foundation.evaluation.plots import plot_roc
-    from foundation.training.study import binary_scores
+    from foundation.training.run_scores import binary_scores
 
     chosen = study.lr_selection
     result = QuickstartResult()

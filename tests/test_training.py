@@ -594,7 +594,8 @@ def test_scratch_trains_heads_at_the_backbone_rate(
 
 
 def test_study_summary_counts_infinite_rejections() -> None:
-    from foundation.training.study import StudyPoint, markdown_table, summarize
+    from foundation.evaluation.study_summary import StudyPoint, summarize
+    from foundation.training.study_report import markdown_table
 
     values = [100.0, float("inf"), 300.0]
     points = [StudyPoint("gbt", 10, k, Path("."), {"r": v}) for k, v in enumerate(values)]
@@ -609,7 +610,7 @@ def test_study_summary_counts_infinite_rejections() -> None:
 
 
 def test_study_scores_every_head_with_the_evaluation_metrics(cache: Path, tmp_path: Path) -> None:
-    from foundation.training.study import evaluation_metrics
+    from foundation.training.run_scores import evaluation_metrics
 
     heads = {
         "top": {"type": "jet_classification"},

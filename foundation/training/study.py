@@ -38,15 +38,8 @@ from foundation.io import write_json
 from foundation.training.modes import HEADLINE, MODES
 from foundation.training.recipe import Recipe, with_changes
 from foundation.training.run_folder import RunPaths
-from foundation.training.run_scores import (  # noqa: F401 - binary_scores: the quickstart's
-    binary_scores,
-    evaluation_metrics,
-)
-from foundation.training.study_report import (  # noqa: F401 - markdown_table: the tests'
-    STUDY_JSON,
-    markdown_table,
-    write_study_report,
-)
+from foundation.training.run_scores import evaluation_metrics
+from foundation.training.study_report import STUDY_JSON, write_study_report
 
 STUDY_MODES: tuple[str, ...] = (*MODES, "gbt")
 """Modes a study can compare (``scratch``: the pretrained architecture with fresh weights;
