@@ -629,3 +629,30 @@ def test_study_scores_every_head_with_the_evaluation_metrics(cache: Path, tmp_pa
     } <= set(metrics)
     assert not [name for name in metrics if name.endswith("/n") or "/n_" in name]
     assert all(isinstance(value, float) for value in metrics.values())
+
+
+def test_study_reads_a_finished_runs_scores_until_its_best_checkpoint_changes(
+    cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from foundation.training import run_scores
+
+    recipe = recipe_from_dict(recipe_data(cache, tmp_path / "run", trainer={"max_epochs": 1}))
+    train(recipe)
+    first = run_scores.evaluation_metrics(tmp_path / "run")
+    assert (tmp_path / "run" / run_scores.SCORES_FILE).is_file()
+
+    def refuse(run: Path) -> None:
+        raise AssertionError("the model was run again")
+
+    monkeypatch.setattr(run_scores, "best_model_and_test_data", refuse)
+    assert run_scores.evaluation_metrics(tmp_path / "run") == first
+    monkeypatch.undo()
+    stored = tmp_path / "run" / run_scores.SCORES_FILE  # scores of another best/ checkpoint
+    stored.write_text(stored.read_text().replace('"best_sha256": "', '"best_sha256": "0'))
+    calls: list[Path] = []
+    original = run_scores.best_model_and_test_data
+    monkeypatch.setattr(
+        run_scores, "best_model_and_test_data", lambda run: calls.append(run) or original(run)
+    )
+    run_scores.evaluation_metrics(tmp_path / "run")
+    assert calls == [tmp_path / "run"]

@@ -1,11 +1,15 @@
 """Test-split scores of a finished training run: its best model, on its recipe's test jets.
 
 The run folder says which model (``best/``) and which jets (the saved recipe's data); the
-numbers come from :mod:`foundation.evaluation.study_scores`.
+numbers come from :mod:`foundation.evaluation.study_scores`. The scalar metrics are kept in
+``<run>/test_scores.json`` beside the hash of ``best/``, so a study run again reads them instead of
+running the model over its test jets once more.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,7 +20,11 @@ from foundation.evaluation.study_scores import (
     binary_classifier_scores,
     evaluation_scalars,
 )
+from foundation.io import write_json
 from foundation.training.run_folder import RunPaths
+
+SCORES_FILE = "test_scores.json"
+"""A run's test-split scalar metrics and the hash of the ``best/`` checkpoint they belong to."""
 
 if TYPE_CHECKING:
     from foundation.model import Model
@@ -66,12 +74,31 @@ def evaluation_metrics(run: Path) -> dict[str, float]:
     """Every scalar metric of ``foundation evaluate`` on the run's test split, for every head.
 
     Named ``<head>/<metric>`` (see :func:`~foundation.evaluation.study_scores.evaluation_scalars`),
-    with the rejections 1/εB at εS = 0.3 and 0.5; empty without test jets.
+    with the rejections 1/εB at εS = 0.3 and 0.5; empty without test jets. Read from
+    ``<run>/test_scores.json`` when it belongs to the same ``best/`` (its hash), else computed
+    and written there.
     """
+    stored = Path(run) / SCORES_FILE
+    checkpoint = best_checkpoint_hash(run)
+    if stored.is_file():
+        content = json.loads(stored.read_text())
+        if content.get("best_sha256") == checkpoint:
+            return {name: float(value) for name, value in content["metrics"].items()}
     loaded = best_model_and_test_data(run)
     if loaded is None:
         return {}
     model, data = loaded
-    return evaluation_scalars(
+    metrics = evaluation_scalars(
         model, data.loader("test"), data.summary.label_names, SIGNAL_EFFICIENCIES
     )
+    write_json(stored, {"best_sha256": checkpoint, "metrics": metrics}, allow_nan=True)
+    return metrics
+
+
+def best_checkpoint_hash(run: Path) -> str:
+    """sha256 over the files of the run's ``best/`` checkpoint (names and contents, sorted)."""
+    digest = hashlib.sha256()
+    for path in sorted(RunPaths(run).best.iterdir()):
+        if path.is_file():
+            digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
