@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 from collections.abc import Container, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -216,3 +217,10 @@ def cli(*argv: str) -> int:
     hub_cli.register(parser.add_subparsers(dest="command"))
     args = parser.parse_args(list(argv))
     return args.func(args)
+
+
+def interruptible() -> None:
+    """In the child before exec: Ctrl-C on, as in a terminal's foreground process (a shell's
+    background job, e.g. a CI script run with `&`, starts its children with SIGINT ignored,
+    which Python then keeps ignoring)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import interruptible
 
 from foundation.cli import main
 from foundation.data.readers import read_jets
@@ -173,7 +174,15 @@ def test_ctrl_c_ends_the_workers_without_a_traceback(
     tmp_path: Path, stop: Callable[[int], None], status: int
 ) -> None:
     argv = ["simulate", "--process", "qcd", "--jets", "4000", "--shard-size", "2000"]
-    process = foundation(*argv, "--workers", "2", "--out", str(tmp_path), start_new_session=True)
+    process = foundation(
+        *argv,
+        "--workers",
+        "2",
+        "--out",
+        str(tmp_path),
+        start_new_session=True,
+        preexec_fn=interruptible,
+    )
     deadline = time.monotonic() + 60
     workers: list[int] = []
     while len(workers) < 2 and time.monotonic() < deadline:

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 import torch
+from conftest import interruptible
 from synthetic import random_records
 
 from foundation.data.cache import write_cache
@@ -248,6 +249,7 @@ def test_ctrl_c_stops_training_in_one_line_and_resumes(tmp_path: Path, cache: Pa
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        preexec_fn=interruptible,
     )
     deadline = time.monotonic() + 120
     while not (folder / "checkpoints/last.ckpt").is_file() and time.monotonic() < deadline:
