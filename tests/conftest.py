@@ -224,3 +224,39 @@ def interruptible() -> None:
     background job, e.g. a CI script run with `&`, starts its children with SIGINT ignored,
     which Python then keeps ignoring)."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def save_tiny_base(
+    cache: Path, folder: Path, backbone: str, backbone_kwargs: dict[str, Any], n_jets: int
+) -> Path:
+    """A tiny 'pretrained' checkpoint (seed 0) with the schema and normalization of the first
+    ``n_jets`` jets of ``cache``: the base of fine-tuning tests."""
+    import numpy as np
+
+    from foundation.data.loading import fit_cache_normalizers
+    from foundation.data.schema import JET_INPUTS
+    from foundation.hub import FeatureSchema, save_pretrained
+    from foundation.model import Model
+    from foundation.training.datasets import TaskDataset
+    from foundation.training.normalization import normalization_record
+
+    torch.manual_seed(0)
+    model = Model.create(backbone, backbone_kwargs)
+    particles, jet = fit_cache_normalizers(TaskDataset(cache, np.arange(n_jets)))
+    save_pretrained(
+        model,
+        folder,
+        feature_schema=FeatureSchema(particles.names, JET_INPUTS),
+        normalization=normalization_record(particles, jet),
+    )
+    return folder
+
+
+def delphes_card(name: str) -> Any:
+    """The shipped Delphes-style detector card ``name`` (checked to be one)."""
+    from foundation.simulation.card import load_card
+    from foundation.simulation.delphes_card import DelphesCard
+
+    card = load_card(name)
+    assert isinstance(card, DelphesCard)
+    return card

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from conftest import delphes_card
 
 from foundation.errors import DataError
 from foundation.simulation import card as card_module
@@ -31,9 +32,7 @@ CARDS = Path(card_module.__file__).parent / "cards"
 
 @pytest.fixture(scope="module")
 def jetclass() -> DelphesCard:
-    card = load_card("jetclass")
-    assert isinstance(card, DelphesCard)
-    return card
+    return delphes_card("jetclass")
 
 
 def _raw() -> dict:

@@ -15,22 +15,18 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
+from conftest import save_tiny_base
 from synthetic import random_records
 
 import foundation.hub.hashing as hashing
 import foundation.hub.reading as reading
 from foundation import load_pretrained
 from foundation.data.cache import write_cache
-from foundation.data.loading import fit_cache_normalizers
-from foundation.data.schema import JET_INPUTS, TOP_LABELS
-from foundation.hub import FeatureSchema, save_pretrained
-from foundation.model import Model
+from foundation.data.schema import TOP_LABELS
+from foundation.hub import save_pretrained
 from foundation.training.callbacks import ExportBest
-from foundation.training.datasets import TaskDataset
-from foundation.training.normalization import normalization_record
 from foundation.training.recipe import recipe_from_dict
 from foundation.training.run import train
 
@@ -86,17 +82,8 @@ def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def pretrained(cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    torch.manual_seed(0)
-    model = Model.create("pfn-tiny", {"in_features": 7})
-    particles, jet = fit_cache_normalizers(TaskDataset(cache, np.arange(40)))
     folder = tmp_path_factory.mktemp("base") / "pfn-tiny.base"
-    save_pretrained(
-        model,
-        folder,
-        feature_schema=FeatureSchema(particles.names, JET_INPUTS),
-        normalization=normalization_record(particles, jet),
-    )
-    return folder
+    return save_tiny_base(cache, folder, "pfn-tiny", {"in_features": 7}, n_jets=40)
 
 
 def test_a_fine_tune_resolves_hashes_and_reads_its_base_once(

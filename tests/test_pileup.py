@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from conftest import delphes_card
 
 from foundation.errors import DataError
 from foundation.simulation import card as card_module
@@ -57,9 +58,7 @@ def _card(**region: object) -> PuppiCard:
 
 @pytest.fixture(scope="module")
 def jetclass2() -> DelphesCard:
-    card = load_card("jetclass2")
-    assert isinstance(card, DelphesCard)
-    return card
+    return delphes_card("jetclass2")
 
 
 # ---------------------------------------------------------------- the cards

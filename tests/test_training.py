@@ -14,23 +14,20 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from conftest import save_tiny_base
 from safetensors.torch import load_file
 from synthetic import random_records
 
 from foundation import load_pretrained
 from foundation.data.cache import open_arrays, read_cache_info, write_cache
-from foundation.data.loading import fit_cache_normalizers
-from foundation.data.schema import JET_INPUTS, TOP_LABELS
+from foundation.data.schema import TOP_LABELS
 from foundation.data.splits import split_indices, subsample
 from foundation.errors import OutputExistsError
-from foundation.hub import FeatureSchema, save_pretrained
-from foundation.model import Model
+from foundation.hub import save_pretrained
 from foundation.models.lora import LoRALinear, lora_parameters
 from foundation.training.callbacks import StopAfterSteps
 from foundation.training.datamodule import JetDataModule
-from foundation.training.datasets import TaskDataset
 from foundation.training.finetune import GradualUnfreezing, apply_mode, set_unfrozen_groups
-from foundation.training.normalization import normalization_record
 from foundation.training.optim import WarmupSchedule, parameter_groups
 from foundation.training.recipe import (
     FinetuneConfig,
@@ -62,17 +59,8 @@ def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def pretrained(cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny 'pretrained' ParT checkpoint with this data's schema and normalization."""
-    torch.manual_seed(0)
-    model = Model.create("part-tiny", {"in_features": 7, "dropout": 0.0})
-    particles, jet = fit_cache_normalizers(TaskDataset(cache, np.arange(60)))
     folder = tmp_path_factory.mktemp("base") / "part-tiny.test"
-    save_pretrained(
-        model,
-        folder,
-        feature_schema=FeatureSchema(particles.names, JET_INPUTS),
-        normalization=normalization_record(particles, jet),
-    )
-    return folder
+    return save_tiny_base(cache, folder, "part-tiny", {"in_features": 7, "dropout": 0.0}, 60)
 
 
 def recipe_data(cache: Path, out: Path, **sections: dict[str, Any]) -> dict[str, Any]:
