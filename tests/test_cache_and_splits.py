@@ -26,6 +26,8 @@ from foundation.data.records import JetRecords
 from foundation.data.schema import FEATURE_SETS, JET_INPUTS, PARTICLE_FEATURES_FULL
 from foundation.data.splits import event_hash, split_codes, split_indices, subsample
 from foundation.errors import DataError, OutputExistsError
+from foundation.training.recipe import DataConfig, SimulateConfig
+from foundation.training.sources import cache_folder, simulation_folder
 
 # ----------------------------------------------------------------------------- splits
 
@@ -280,3 +282,24 @@ def test_same_vertex_targets() -> None:
     assert (target[0, 3] == -1).all() and (target[0, :, 3] == -1).all()  # untracked
     assert (target[0, 4] == -1).all()  # padding
     assert (torch.diagonal(target[0]) == -1).all()
+
+
+@pytest.mark.parametrize(
+    ("card", "suffix"),
+    [
+        ("default", ""),
+        ("jetclass", "-jetclass"),
+        ("jetclass2", "-jetclass2"),
+        ("my/cms.yaml", "-cms"),
+    ],
+)
+def test_simulation_folder_names_the_card(card: str, suffix: str) -> None:
+    """Jets of two cards never share a folder (nor a cache): the folder name carries the card."""
+    config = SimulateConfig(
+        process="toptagging", jets=8000, seed=2, pt_range=(550.0, 650.0), card=card
+    )
+    assert simulation_folder(config) == Path(f"data/sim/toptagging-8000-s2-pt550-650{suffix}")
+    default = SimulateConfig(process="toptagging", jets=8000, seed=2, pt_range=(550.0, 650.0))
+    assert (card == "default") == (
+        cache_folder(DataConfig(simulate=config)) == cache_folder(DataConfig(simulate=default))
+    )

@@ -59,7 +59,9 @@ class SimulateConfig:
     workers: int = field(default=1, metadata=_help("parallel simulation processes"))
     folder: str | None = field(
         default=None,
-        metadata=_help("folder of the ROOT shards (default data/sim/<process>-<jets>-s<seed>)"),
+        metadata=_help(
+            "folder of the ROOT shards (default data/sim/<process>-<jets>-s<seed>[-pt..][-<card>])"
+        ),
     )
 
 

@@ -27,12 +27,19 @@ WAIT_SECONDS = 6 * 3600
 
 
 def simulation_folder(config: SimulateConfig) -> Path:
-    """The folder of the simulated shards (``simulate.folder`` or a name made of the request)."""
+    """The folder of the simulated shards (``simulate.folder`` or a name made of the request).
+
+    The name carries every part of the request that changes the jets: processes, jets per
+    process, seed, pT window and, for any card but ``default`` (whose folders predate cards), the
+    card's name or YAML stem, e.g. ``data/sim/toptagging-8000-s2-pt550-650-jetclass``.
+    """
     if config.folder:
         return Path(config.folder)
     name = f"{config.process.replace(',', '+')}-{config.jets}-s{config.seed}"
     if config.pt_range is not None:
         name += f"-pt{config.pt_range[0]:g}-{config.pt_range[1]:g}"
+    if config.card != "default":
+        name += f"-{Path(config.card).stem}"
     return Path("data/sim") / name
 
 
