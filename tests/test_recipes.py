@@ -38,6 +38,7 @@ DATA: dict[str, str] = {
     "pretrain_jetclass": "random_jetclass",
     "pretrain_jetformer_tiny_sim20k": "random_jetclass",
     "pretrain_jetformer_tiny_sim300k": "random_jetclass",
+    "pretrain_jetformer_tiny_simjc300k": "random_jetclass",
     "top_tagging": "simulated",
     "quark_gluon": "random_quark_gluon",
     "jet_regression": "simulated",
