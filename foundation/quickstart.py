@@ -27,6 +27,10 @@ from foundation.training.modes import HEADLINE
 
 DEFAULT_BACKBONE = "jetformer-tiny.sim300k"
 """The shipped checkpoint the quickstart fine-tunes (see ``foundation hub list``)."""
+QUICKSTART_CARD = "default"
+"""The detector card of the quickstart's jets: ``default`` (``generic-lhc-v1``), the card
+:data:`DEFAULT_BACKBONE` was pretrained on and the README's quickstart table was measured with
+(pinned: the library's default card, ``jetclass``, would make other jets)."""
 MODES: tuple[str, ...] = HEADLINE
 LR_GRID: dict[str, tuple[float, ...]] = {
     "frozen": (1e-3, 3e-3),
@@ -53,6 +57,9 @@ class QuickstartConfig:
         epochs: training epochs of each of the three runs.
         workers: parallel simulation processes.
         seed: seed of the simulation, the subsample and the training.
+        card: detector card of the simulated jets, a shipped name or YAML path (default
+            :data:`QUICKSTART_CARD`, the pretraining card of :data:`DEFAULT_BACKBONE`; another
+            backbone may want another card, e.g. ``jetclass`` for one pretrained on its jets).
         lr_grid: learning rates per mode, the best on the validation split kept (one run per
             rate: the quickstart makes ``sum(len(grid))`` runs).
     """
@@ -64,6 +71,7 @@ class QuickstartConfig:
     epochs: int = 15
     workers: int = 2
     seed: int = 42
+    card: str = QUICKSTART_CARD
     lr_grid: dict[str, tuple[float, ...]] = field(default_factory=lambda: dict(LR_GRID))
 
 
@@ -94,6 +102,7 @@ def quickstart_recipe(config: QuickstartConfig) -> Any:
                     "pt_range": [550.0, 650.0],
                     "shard_size": max(1, config.jets // 2),
                     "workers": config.workers,
+                    "card": config.card,
                     "folder": str(out / "data"),
                 },
                 "cache_root": str(out / "cache"),
@@ -166,7 +175,7 @@ def run_quickstart(
 
     echo(
         f"[1/4] simulating {config.jets} top and {config.jets} QCD jets "
-        f"(pT 550-650 GeV) into {out / 'data'} ..."
+        f"(pT 550-650 GeV, detector card {config.card}) into {out / 'data'} ..."
     )
     recipe = quickstart_recipe(config)
     simulate(recipe.data.simulate)

@@ -16,12 +16,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 from conftest import slow_except
 from synthetic import random_records
 
 from foundation import load_pretrained
 from foundation.data.cache import write_cache
 from foundation.data.schema import JETCLASS_LABELS, QUARK_GLUON_LABELS
+from foundation.simulation.card import DEFAULT_CARD
 from foundation.training.builder import head_targets
 from foundation.training.datamodule import JetDataModule
 from foundation.training.recipe import SimulateConfig, load_recipe
@@ -30,9 +32,10 @@ from foundation.training.sources import simulate
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 SLOTS = 32
 SIMULATED = SimulateConfig(
-    process="toptagging", jets=20, seed=11, pt_range=(550.0, 650.0), shard_size=20
+    process="toptagging", jets=20, seed=11, pt_range=(550.0, 650.0), shard_size=20, card="default"
 )
-"""The session's simulated sample: qcd + tbqq, 20 jets each, with truth."""
+"""The session's simulated sample: qcd + tbqq, 20 jets each, with truth (the card the benchmark
+suite's recipes pin)."""
 
 DATA: dict[str, str] = {
     "pretrain_jetclass": "random_jetclass",
@@ -46,6 +49,21 @@ DATA: dict[str, str] = {
     "vertex_pairs": "simulated",
 }
 """Tiny data of each recipe; a new recipe must be added here."""
+
+PINNED_CARDS: dict[str, str | None] = {
+    "pretrain_jetclass": None,  # no shipped result: it follows DEFAULT_CARD
+    "pretrain_jetformer_tiny_sim20k": "default",  # the shipped jetformer-tiny.sim20k
+    "pretrain_jetformer_tiny_sim300k": "default",  # the shipped jetformer-tiny.sim300k
+    "pretrain_jetformer_tiny_simjc300k": "jetclass",
+    "top_tagging": "default",  # the README's D1 tables
+    "quark_gluon": "default",  # D2
+    "jet_regression": "default",  # D3
+    "particle_origin": "default",  # D4
+    "vertex_pairs": "default",  # D5
+}
+"""The detector card each recipe names in ``data.simulate.card`` (``None``: none, it follows the
+library's default card); a recipe whose results are shipped or tabulated must name its card, so
+that a change of the default card never changes what it makes."""
 
 SMOKE = [
     "trainer.max_epochs=2",
@@ -108,6 +126,7 @@ def _data_overrides(kind: str, workspace: Path, sample, caches) -> list[str]:
             f"data.simulate.seed={SIMULATED.seed}",
             f"data.simulate.pt_range=[{pt_low}, {pt_high}]",
             f"data.simulate.shard_size={SIMULATED.shard_size}",
+            f"data.simulate.card={SIMULATED.card}",
             "data.simulate.workers=1",
             f"data.simulate.folder={sample.folder}",
             f"data.cache_root={workspace / 'caches'}",
@@ -154,6 +173,16 @@ def _recomputed_test_loss(run: Path) -> float:
 def test_every_recipe_has_smoke_data() -> None:
     names = sorted(path.stem for path in RECIPES.glob("*.yaml"))
     assert names == sorted(DATA), "add each recipe of recipes/ to DATA in tests/test_recipes.py"
+    assert names == sorted(PINNED_CARDS), "add each recipe of recipes/ to PINNED_CARDS"
+
+
+@pytest.mark.parametrize("name", sorted(PINNED_CARDS))
+def test_recipes_of_shipped_results_pin_their_detector_card(name: str) -> None:
+    """The card is written in the recipe, not taken from the default (which has changed once)."""
+    written = yaml.safe_load((RECIPES / f"{name}.yaml").read_text())["data"]["simulate"]
+    assert written.get("card") == PINNED_CARDS[name], f"recipes/{name}.yaml: data.simulate.card"
+    expected = PINNED_CARDS[name] or DEFAULT_CARD
+    assert load_recipe(RECIPES / f"{name}.yaml").data.simulate.card == expected
 
 
 # The quick run keeps the pipeline: simulate, pretrain, fine-tune, reload, recompute.

@@ -119,6 +119,7 @@ def test_second_simulation_of_the_same_shards_is_refused(tmp_path: Path) -> None
 def test_batch_shard_jobs_in_parallel_equal_one_run(tmp_path: Path) -> None:
     """``--shard 0/2`` and ``--shard 1/2`` as two processes, side by side into one folder."""
     argv = ["simulate", "--process", "qcd", "--jets", "2", "--shard-size", "1", "--seed", "7"]
+    argv += ["--card", "default"]  # the card of tiny_plan
     jobs = [
         foundation(*argv, "--out", str(tmp_path / "jobs"), "--shard", f"{i}/2", "--no-progress")
         for i in range(2)

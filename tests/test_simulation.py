@@ -29,10 +29,12 @@ from foundation.simulation.writer import read_metadata
 
 
 def test_default_card_loads_and_has_a_stable_digest() -> None:
-    card = load_card()
+    """The card named ``default`` (no longer the library's default) loads unchanged by name."""
+    card = load_card("default")
+    assert card.name == "generic-lhc-v1" and card.model == "parametric"
     assert card.tracker.eta_max == 2.5
     assert card.pileup.mean_interactions == 0
-    assert card.digest() == load_card("default").digest()
+    assert card.digest() == "fd9e328496d2ba2e"
     assert card.with_pileup(20).digest() != card.digest()
 
 
@@ -190,7 +192,7 @@ def _particles(**columns: list[float]) -> GenParticles:
 
 
 def test_track_impact_parameter_from_displaced_vertex() -> None:
-    card = load_card()
+    card = load_card("default")
     # A 50 GeV pi+ produced at x = 1 mm moving along y: d0 = 1 mm, dz = 0.
     particles = _particles(
         px=[0.0], py=[50.0], pz=[0.0], energy=[50.0002], vx=[1.0], charge=[1.0], pdg_id=[211]
@@ -209,7 +211,7 @@ def test_track_impact_parameter_from_displaced_vertex() -> None:
 
 
 def test_neutral_particles_in_one_cell_merge_and_soft_cells_vanish() -> None:
-    card = load_card()
+    card = load_card("default")
     particles = _particles(
         px=[20.0, 10.0, 0.0, 0.1],
         py=[0.0, 0.0, 30.0, 0.0],
@@ -228,7 +230,7 @@ def test_neutral_particles_in_one_cell_merge_and_soft_cells_vanish() -> None:
 
 
 def test_muons_skip_calorimeters_and_neutrinos_never_reach_the_detector() -> None:
-    card = load_card()
+    card = load_card("default")
     particles = _particles(px=[0.0], py=[0.0], pz=[0.0], energy=[0.0], pdg_id=[13])
     particles = _particles(
         px=[40.0], py=[0.0], pz=[500.0], energy=[503.6], pdg_id=[13], charge=[-1.0]
@@ -244,7 +246,7 @@ def test_muons_skip_calorimeters_and_neutrinos_never_reach_the_detector() -> Non
 def small_sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("sim")
     specs = plan_shards(
-        resolve_processes("tbqq,qcd"), 12, out, seed=5, card=load_card(), shard_size=6
+        resolve_processes("tbqq,qcd"), 12, out, seed=5, card=load_card("default"), shard_size=6
     )
     run_shards(specs, show_progress=False)
     return out
@@ -326,12 +328,17 @@ def test_event_ids_are_unique_across_shards(small_sample: Path) -> None:
 def test_rerun_skips_finished_shards_and_refuses_other_requests(small_sample: Path) -> None:
     before = {p.name: p.stat().st_mtime_ns for p in small_sample.glob("*.root")}
     specs = plan_shards(
-        resolve_processes("tbqq,qcd"), 12, small_sample, seed=5, card=load_card(), shard_size=6
+        resolve_processes("tbqq,qcd"),
+        12,
+        small_sample,
+        seed=5,
+        card=load_card("default"),
+        shard_size=6,
     )
     assert run_shards(specs, show_progress=False) == []
     assert before == {p.name: p.stat().st_mtime_ns for p in small_sample.glob("*.root")}
     other = plan_shards(
-        resolve_processes("qcd"), 6, small_sample, seed=6, card=load_card(), shard_size=6
+        resolve_processes("qcd"), 6, small_sample, seed=6, card=load_card("default"), shard_size=6
     )
     with pytest.raises(OutputExistsError, match="--overwrite"):
         run_shards(other, show_progress=False)
@@ -341,7 +348,7 @@ def test_rerun_skips_finished_shards_and_refuses_other_requests(small_sample: Pa
 @pytest.mark.slow  # Pythia runs (small_sample and one more shard)
 def test_same_seed_gives_identical_jets(tmp_path: Path, small_sample: Path) -> None:
     specs = plan_shards(
-        resolve_processes("tbqq"), 6, tmp_path, seed=5, card=load_card(), shard_size=6
+        resolve_processes("tbqq"), 6, tmp_path, seed=5, card=load_card("default"), shard_size=6
     )
     run_shards(specs, show_progress=False)
     with (
@@ -353,7 +360,7 @@ def test_same_seed_gives_identical_jets(tmp_path: Path, small_sample: Path) -> N
 
 
 def test_batch_shard_selection_partitions_the_request(tmp_path: Path) -> None:
-    specs = plan_shards(resolve_processes("jetclass"), 25, tmp_path, 1, load_card(), 10)
+    specs = plan_shards(resolve_processes("jetclass"), 25, tmp_path, 1, load_card("default"), 10)
     assert len(specs) == 30
     parts = [select_batch_shards(specs, job, 4) for job in range(4)]
     assert sorted(s.path for part in parts for s in part) == sorted(s.path for s in specs)
@@ -424,7 +431,7 @@ def test_validation_names_a_file_without_truth(tmp_path: Path) -> None:
 
 @pytest.mark.slow  # Pythia runs, with pileup events
 def test_pileup_overlay_adds_pileup_candidates(tmp_path: Path) -> None:
-    card = load_card().with_pileup(8)
+    card = load_card("default").with_pileup(8)
     specs = plan_shards(resolve_processes("qcd"), 3, tmp_path, seed=4, card=card, shard_size=3)
     run_shards(specs, show_progress=False)
     with uproot.open(specs[0].path) as file:

@@ -33,6 +33,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--workers", type=int, default=defaults.workers, help="simulation processes"
     )
     parser.add_argument("--seed", type=int, default=defaults.seed, help="seed of everything")
+    parser.add_argument(
+        "--card",
+        default=defaults.card,
+        help=f"detector card of the simulated jets (default {defaults.card}: the card "
+        f"{DEFAULT_BACKBONE} was pretrained on)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -59,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
             epochs=args.epochs,
             workers=args.workers,
             seed=args.seed,
+            card=args.card,
         )
     )
     return 0
