@@ -3,8 +3,10 @@
 Run by hand (never in the tests)::
 
     python benchmarks/bench_simulation.py --process qcd --jets 400 --out /tmp/bench_sim.json
+    python benchmarks/bench_simulation.py --process qcd --card default   # the README's table
 
-It measures, for one process and the default detector card:
+It measures, for one process and one detector card (``--card``, default ``DEFAULT_CARD``:
+``jetclass``; the README's table was measured with ``--card default``):
 
 1. Pythia alone: ``Pythia.next()`` in a loop with the process settings (no record read);
 2. the full chain on one core (generation, record reading, truth, detector, clustering,
@@ -21,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from foundation.simulation.card import load_card
+from foundation.simulation.card import DEFAULT_CARD, AnyCard, load_card
 from foundation.simulation.generator import Generator
 from foundation.simulation.processes import PROCESSES
 from foundation.simulation.runner import ShardSpec, plan_shards, run_shards, simulate_shard
@@ -35,7 +37,9 @@ def pythia_rate(process_name: str, n_events: int, seed: int) -> float:
     return done / (time.perf_counter() - start)
 
 
-def chain_rate(process_name: str, n_jets: int, seed: int, folder: Path) -> dict[str, float]:
+def chain_rate(
+    process_name: str, n_jets: int, seed: int, folder: Path, card: AnyCard
+) -> dict[str, float]:
     """Events and jets per second of the full chain on one core, from shard metadata."""
     process = PROCESSES[process_name]
     spec = ShardSpec(
@@ -44,7 +48,7 @@ def chain_rate(process_name: str, n_jets: int, seed: int, folder: Path) -> dict[
         n_jets,
         seed,
         process.pt_range,
-        load_card(),
+        card,
         folder / f"{process_name}_chain.root",
     )
     start = time.perf_counter()
@@ -62,13 +66,15 @@ def chain_rate(process_name: str, n_jets: int, seed: int, folder: Path) -> dict[
     }
 
 
-def worker_scaling(process_name: str, n_jets: int, seed: int, folder: Path) -> dict[str, float]:
+def worker_scaling(
+    process_name: str, n_jets: int, seed: int, folder: Path, card: AnyCard
+) -> dict[str, float]:
     """Wall time of a two-shard request on 1 and on 2 workers."""
     walls = {}
     for workers in (1, 2):
         out = folder / f"workers{workers}"
         specs = plan_shards(
-            [PROCESSES[process_name]], n_jets, out, seed, load_card(), shard_size=(n_jets + 1) // 2
+            [PROCESSES[process_name]], n_jets, out, seed, card, shard_size=(n_jets + 1) // 2
         )
         start = time.perf_counter()
         run_shards(specs, workers=workers, show_progress=False)
@@ -86,14 +92,23 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=300, help="events for Pythia alone")
     parser.add_argument("--jets", type=int, default=300, help="jets for the full chain")
     parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument(
+        "--card",
+        default=DEFAULT_CARD,
+        help=f"detector card: shipped name or YAML (default {DEFAULT_CARD}; the README's "
+        "table: default)",
+    )
     parser.add_argument("--out", type=Path, default=None, help="write the figures as JSON")
     args = parser.parse_args()
+    card = load_card(args.card)
     with tempfile.TemporaryDirectory() as folder:
         pythia = pythia_rate(args.process, args.events, args.seed)
-        chain = chain_rate(args.process, args.jets, args.seed, Path(folder))
-        scaling = worker_scaling(args.process, args.jets, args.seed, Path(folder))
+        chain = chain_rate(args.process, args.jets, args.seed, Path(folder), card)
+        scaling = worker_scaling(args.process, args.jets, args.seed, Path(folder), card)
     result = {
         "process": args.process,
+        "card": args.card,
+        "card_digest": card.digest(),
         "cpu_count": os.cpu_count(),
         "pythia_events_per_second": pythia,
         **{f"chain_{key}": value for key, value in chain.items()},

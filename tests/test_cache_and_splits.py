@@ -26,6 +26,7 @@ from foundation.data.records import JetRecords
 from foundation.data.schema import FEATURE_SETS, JET_INPUTS, PARTICLE_FEATURES_FULL
 from foundation.data.splits import event_hash, split_codes, split_indices, subsample
 from foundation.errors import DataError, OutputExistsError
+from foundation.simulation.card import DEFAULT_CARD
 from foundation.training.recipe import DataConfig, SimulateConfig
 from foundation.training.sources import cache_folder, simulation_folder
 
@@ -299,7 +300,7 @@ def test_simulation_folder_names_the_card(card: str, suffix: str) -> None:
         process="toptagging", jets=8000, seed=2, pt_range=(550.0, 650.0), card=card
     )
     assert simulation_folder(config) == Path(f"data/sim/toptagging-8000-s2-pt550-650{suffix}")
-    default = SimulateConfig(process="toptagging", jets=8000, seed=2, pt_range=(550.0, 650.0))
-    assert (card == "default") == (
-        cache_folder(DataConfig(simulate=config)) == cache_folder(DataConfig(simulate=default))
+    unnamed = SimulateConfig(process="toptagging", jets=8000, seed=2, pt_range=(550.0, 650.0))
+    assert (card == DEFAULT_CARD) == (
+        cache_folder(DataConfig(simulate=config)) == cache_folder(DataConfig(simulate=unnamed))
     )

@@ -53,6 +53,29 @@ def test_default_card_is_unchanged_and_jetclass_card_loads(jetclass: DelphesCard
     assert jetclass.to_dict()["impact_parameters"]["pt_edges"][-1] == "inf"
 
 
+def test_jetclass_is_the_default_card_and_every_default_follows_it(jetclass: DelphesCard) -> None:
+    """One constant names the library's default card; the CLI and the recipes take it from there
+    (the old ``default`` card is pinned by name where results were measured with it)."""
+    import argparse
+
+    from foundation.cli import simulate as simulate_cli
+    from foundation.training.recipe import SimulateConfig
+    from foundation.training.sources import simulation_folder
+
+    assert card_module.DEFAULT_CARD == "jetclass"
+    assert load_card().digest() == jetclass.digest()
+    assert SimulateConfig().card == card_module.DEFAULT_CARD
+    commands = argparse.ArgumentParser().add_subparsers()
+    simulate_cli.register(commands)
+    parser = commands.choices["simulate"]
+    assert parser.parse_args(["--out", "x"]).card == card_module.DEFAULT_CARD
+    assert parser.parse_args(["--out", "x", "--card", "default"]).card == "default"
+    # Folders of the old card keep their names; the new default names its card.
+    assert simulation_folder(SimulateConfig(process="qcd", jets=10)).name == "qcd-10-s1-jetclass"
+    pinned = SimulateConfig(process="qcd", jets=10, card="default")
+    assert simulation_folder(pinned).name == "qcd-10-s1"
+
+
 def test_binned_lookup_edges_are_lo_exclusive_hi_inclusive() -> None:
     eta_edges, pt_edges = (0.0, 1.0, 2.5), (0.5, 1.0, math.inf)
     values = ((1.0, 2.0), (3.0, 4.0))

@@ -13,7 +13,9 @@ from foundation.quickstart import (
     DEFAULT_BACKBONE,
     LR_GRID,
     MARKER,
+    QUICKSTART_CARD,
     QuickstartConfig,
+    quickstart_recipe,
     run_quickstart,
 )
 
@@ -26,6 +28,26 @@ def test_shipped_backbone_is_registered() -> None:
     model = load_pretrained(DEFAULT_BACKBONE, heads=None)
     assert model.feature_schema is not None
     assert model.feature_schema.normalization is not None
+
+
+def test_quickstart_pins_the_card_its_backbone_was_pretrained_on(tmp_path: Path) -> None:
+    """jetformer-tiny.sim300k saw ``default``-card jets: the quickstart makes those (into the
+    same folder and cache as before the default card changed), whatever the library's default."""
+    import argparse
+
+    from foundation.cli import quickstart as quickstart_cli
+    from foundation.simulation.card import DEFAULT_CARD
+    from foundation.training.sources import simulation_folder
+
+    assert QUICKSTART_CARD == "default" != DEFAULT_CARD
+    simulate = quickstart_recipe(QuickstartConfig(out=tmp_path / "qs")).data.simulate
+    assert simulate.card == "default"
+    assert simulation_folder(simulate) == (tmp_path / "qs" / "data").resolve()
+    commands = argparse.ArgumentParser().add_subparsers()
+    quickstart_cli.register(commands)
+    assert commands.choices["quickstart"].parse_args([]).card == QUICKSTART_CARD
+    other = QuickstartConfig(out=tmp_path / "jc", card="jetclass")
+    assert quickstart_recipe(other).data.simulate.card == "jetclass"
 
 
 @pytest.mark.slow  # simulation, three trainings, ONNX export

@@ -8,6 +8,7 @@ import math
 import os
 from pathlib import Path
 
+from foundation.simulation.card import DEFAULT_CARD
 from foundation.simulation.processes import ALIASES, PROCESSES
 
 
@@ -75,7 +76,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="I/N",
         help="run only batch job I of N (every N-th shard), for batch systems",
     )
-    parser.add_argument("--card", default="default", help="detector card: shipped name or YAML")
+    parser.add_argument(
+        "--card",
+        default=DEFAULT_CARD,
+        help=f"detector card: a shipped name ({DEFAULT_CARD}, jetclass2, default) or a YAML path; "
+        f"default: {DEFAULT_CARD} (JetClass's Delphes card); `default` is the earlier "
+        "parametrized detector (generic-lhc-v1) of jetformer-tiny.sim20k/.sim300k",
+    )
     parser.add_argument(
         "--pileup",
         type=_pileup,

@@ -20,6 +20,7 @@ import yaml
 
 from foundation.data.slots import DEFAULT_MAX_PARTICLES, MAX_PARTICLES
 from foundation.io import write_text
+from foundation.simulation.card import DEFAULT_CARD
 from foundation.training.modes import ModeName, get_mode
 from foundation.training.typed import (
     RecipeError,
@@ -54,7 +55,14 @@ class SimulateConfig:
     pt_range: tuple[float, float] | None = field(
         default=None, metadata=_help("jet pT window [low, high] in GeV (default: the process's)")
     )
-    card: str = field(default="default", metadata=_help("detector card: shipped name or YAML"))
+    card: str = field(
+        default=DEFAULT_CARD,
+        metadata=_help(
+            f"detector card: shipped name ({DEFAULT_CARD}, jetclass2, default) or YAML path; "
+            "`default`: the earlier parametrized detector, pinned by the recipes of the "
+            "results measured with it"
+        ),
+    )
     shard_size: int = field(default=5000, metadata=_help("jets per ROOT shard"))
     workers: int = field(default=1, metadata=_help("parallel simulation processes"))
     folder: str | None = field(
