@@ -155,8 +155,10 @@ def test_packed_forward_equals_dense_forward(counts: tuple[int, ...], train: boo
         for (name, a), b in zip(
             dense_model.named_parameters(), packed_model.parameters(), strict=True
         ):
-            scale = max(1.0, float(a.grad.abs().max()))  # sums of O(100) terms per entry
-            assert (b.grad - a.grad).abs().max() <= 1e-5 * scale, name
+            # sums of O(100) terms per entry, through fused batch norms that round differently
+            # (input_norm.bias's true gradient is 0: what is left is rounding, about 1e-5)
+            scale = max(1.0, float(a.grad.abs().max()))
+            assert (b.grad - a.grad).abs().max() <= 3e-5 * scale, name
 
 
 def test_packed_path_refuses_zero_feature_neighbours() -> None:

@@ -96,6 +96,63 @@ def test_masked_batchnorm_keeps_running_stats_without_real_entries() -> None:
     assert torch.equal(norm.running_var, torch.ones(2))
 
 
+@pytest.mark.parametrize("real_entries", [2, 37], ids=["two", "many"])
+@pytest.mark.parametrize("masked", [True, False], ids=["mask", "no-mask"])
+def test_masked_batchnorm_training_matches_direct_statistics(
+    real_entries: int, masked: bool
+) -> None:
+    """Training output, input gradient and running statistics equal a float64 computation
+    of batch norm over the real entries."""
+    torch.manual_seed(real_entries)
+    shape = (5, 8, 4) if masked else (real_entries, 4)
+    x = (torch.randn(shape) * 3 + 1).requires_grad_()
+    mask = None
+    if masked:
+        mask = torch.zeros(40, dtype=torch.bool)
+        mask[torch.randperm(40)[:real_entries]] = True
+        mask = mask.reshape(5, 8)
+    norm = MaskedBatchNorm(4, momentum=0.25).train()
+    with torch.no_grad():
+        norm.weight.copy_(torch.tensor([0.5, 1.0, 2.0, -1.0]))
+        norm.bias.copy_(torch.tensor([0.1, 0.0, -0.2, 0.3]))
+    upstream = torch.randn(shape)
+    (norm(x, mask) * upstream).sum().backward()
+
+    x64 = x.detach().double().requires_grad_()
+    keep = torch.ones(shape[:-1], dtype=torch.bool) if mask is None else mask
+    real = x64[keep]
+    mean = real.mean(0)
+    var = real.var(0, unbiased=False)
+    expected = torch.zeros_like(x64)
+    expected[keep] = (real - mean) / torch.sqrt(var + norm.eps) * norm.weight.double().detach()
+    expected[keep] += norm.bias.double().detach()
+    (expected * upstream.double()).sum().backward()
+    torch.testing.assert_close(
+        norm(x.detach(), mask).double(), expected.detach(), atol=1e-5, rtol=1e-5
+    )
+    torch.testing.assert_close(x.grad.double(), x64.grad, atol=1e-4, rtol=1e-4)
+    unbiased = real.detach().var(0, unbiased=True)
+    # two training calls so far: each moves the running statistics by momentum = 0.25
+    expected_mean = (1 - (1 - 0.25) ** 2) * mean.detach()
+    expected_var = (1 - 0.25) ** 2 + (1 - (1 - 0.25) ** 2) * unbiased
+    torch.testing.assert_close(norm.running_mean.double(), expected_mean, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(norm.running_var.double(), expected_var, atol=1e-5, rtol=1e-5)
+
+
+def test_masked_batchnorm_with_one_real_entry_gives_the_bias() -> None:
+    """One real entry has zero variance: its output is the bias, running statistics stay."""
+    norm = MaskedBatchNorm(2).train()
+    with torch.no_grad():
+        norm.bias.copy_(torch.tensor([0.5, -1.0]))
+    mask = torch.zeros(3, 4, dtype=torch.bool)
+    mask[1, 2] = True
+    out = norm(torch.rand(3, 4, 2), mask)
+    torch.testing.assert_close(out[1, 2], norm.bias.detach(), atol=1e-3, rtol=0)
+    assert torch.equal(out[~mask], torch.zeros_like(out[~mask]))
+    assert torch.equal(norm.running_mean, torch.zeros(2))
+    assert torch.equal(norm.running_var, torch.ones(2))
+
+
 def test_rotary_logits_depend_on_separation_only() -> None:
     torch.manual_seed(0)
     rotary = EtaPhiRotary(head_dim=12, rotary_dim=8, num_heads=2)
