@@ -16,7 +16,8 @@ from torch_geometric.data import Batch, Data
 from foundation.data.batch import JetBatch
 from foundation.data.graph import from_graph, to_graph, unpack_nodes
 from foundation.models.layers import jet_relative_eta_phi, knn_graph_dense
-from foundation.models.layers.packed_edgeconv import knn_graph_packed
+from foundation.models.layers.packed_edgeconv import knn_graph_packed, knn_graph_packed_slots
+from foundation.models.particlenet import knn_graph_slots
 from foundation.models.particlenet_packed import PackedParticleNet, forward_packed
 from foundation.models.pyg import PyGBackbone, register_pyg_backbone
 from foundation.models.registry import create_backbone, list_backbones
@@ -127,14 +128,17 @@ def test_packed_particlenet_has_the_dense_parameters_under_the_same_names() -> N
         assert value.data_ptr() == model.state_dict()[name].data_ptr(), name  # shared
 
 
+@pytest.mark.parametrize("rule", ["ignore", "zero_features"])
 @pytest.mark.parametrize("train", [False, True], ids=["eval", "train"])
 @pytest.mark.parametrize(
     "counts",
     [(0, 1, 3, 6, 12, 20), (1, 0), (0, 0), (2, 9, 30)],
     ids=["mixed", "one", "empty", "k+"],
 )
-def test_packed_forward_equals_dense_forward(counts: tuple[int, ...], train: bool) -> None:
-    dense_model = particlenet().train(train)
+def test_packed_forward_equals_dense_forward(
+    counts: tuple[int, ...], train: bool, rule: str
+) -> None:
+    dense_model = particlenet(missing_neighbours=rule).train(train)
     packed_model = copy.deepcopy(dense_model)
     batch = make_batch(counts, num_particles=max(counts) + 3, scatter=True, seed=4)
     dense = dense_model(batch)
@@ -161,10 +165,42 @@ def test_packed_forward_equals_dense_forward(counts: tuple[int, ...], train: boo
             assert (b.grad - a.grad).abs().max() <= 3e-5 * scale, name
 
 
-def test_packed_path_refuses_zero_feature_neighbours() -> None:
-    model = particlenet(missing_neighbours="zero_features")
-    with pytest.raises(ValueError, match="missing_neighbours='zero_features'"):
-        forward_packed(model, make_batch((3, 2)))
+@pytest.mark.parametrize("k", [1, 3, 8])
+def test_packed_slot_knn_has_weavers_neighbours_and_zero_node_edges(k: int) -> None:
+    counts = (0, 1, 2, 5, 9)
+    batch = make_batch(counts, num_particles=9, seed=2)
+    coords = jet_relative_eta_phi(batch.vectors, batch.mask)
+    index, real = knn_graph_slots(coords, batch.mask, k)
+    node = torch.cumsum(batch.mask.reshape(-1).long(), 0).view(batch.mask.shape) - 1
+    zero_node = sum(counts)
+    expected = []
+    for b, i in batch.mask.nonzero().tolist():
+        for s in range(k):
+            source = int(node[b, index[b, i, s]]) if real[b, i, s] else zero_node
+            expected.append((source, int(node[b, i])))
+    graph = to_graph(batch)
+    edges = knn_graph_packed_slots(graph.pos, graph.batch, k, graph.num_graphs)
+    assert edges.shape[1] == k * zero_node
+    assert sorted(map(tuple, edges.t().tolist())) == sorted(expected)
+    assert (edges[1].diff() >= 0).all()  # grouped by target node
+    assert int((edges[0] == zero_node).sum()) == sum(n * max(k + 1 - n, 0) for n in counts)
+
+
+def test_converted_weaver_particlenet_runs_packed_with_the_same_outputs() -> None:
+    """weaver's options (input norm, zero-feature neighbours, coordinates, fusion,
+    pool_slots) on the packed path: the dense model's outputs and statistics."""
+    torch.manual_seed(3)
+    kwargs = {"missing_neighbours": "zero_features", "coordinates": [0, 1], "fusion": True}
+    dense_model = create_backbone("particlenet-tiny", in_features=7, pool_slots=12, **kwargs)
+    packed_model = copy.deepcopy(dense_model)
+    packed_model.use_graph("packed")
+    batch = make_batch((1, 4, 12, 0, 20), num_particles=24, scatter=True, seed=5)
+    for train in (True, False):
+        dense, packed = dense_model.train(train)(batch), packed_model.train(train)(batch)
+        torch.testing.assert_close(packed.jet, dense.jet, atol=1e-5, rtol=0)
+        torch.testing.assert_close(packed.particles, dense.particles, atol=1e-5, rtol=0)
+    for name, value in dense_model.state_dict().items():
+        torch.testing.assert_close(packed_model.state_dict()[name], value, rtol=0, atol=1e-6)
 
 
 # ------------------------------------------------------------------------------ PyG backbones
@@ -308,7 +344,4 @@ def test_particlenet_switches_to_the_packed_graph_at_run_time() -> None:
     assert model.use_graph("dense").graph == "dense"
     with pytest.raises(ValueError, match="expected 'dense' or 'packed', found 'sparse'"):
         model.use_graph("sparse")
-    weaver_like = particlenet(missing_neighbours="zero_features")
-    with pytest.raises(ValueError, match="zero_features"):
-        weaver_like.use_graph("packed")
-    assert weaver_like.graph == "dense"
+    assert particlenet(missing_neighbours="zero_features").use_graph("packed").graph == "packed"

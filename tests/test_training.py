@@ -211,6 +211,32 @@ def test_run_folder_layout_and_metrics(cache: Path, tmp_path: Path) -> None:
     )
 
 
+def test_packed_graph_trains_the_dense_models_weights(cache: Path, tmp_path: Path) -> None:
+    """``model.graph: packed`` is a runtime switch: the same training as dense (to float
+    rounding), a checkpoint without it, and a clear error for a backbone without a packed path."""
+    runs = {}
+    for graph in ("dense", "packed"):
+        model = {"backbone": "particlenet-tiny", "graph": graph}
+        recipe = recipe_from_dict(recipe_data(cache, tmp_path / graph, model=model))
+        runs[graph] = train(recipe).folder
+    dense, packed = weights(runs["dense"] / "best"), weights(runs["packed"] / "best")
+    assert dense.keys() == packed.keys()
+    # Linear weights; a batch norm's bias before another batch norm has a true gradient of 0,
+    # so Adam moves it (and the next running means) by rounding noise in either path.
+    linear = [name for name in dense if not any("norm" in part for part in name.split("."))]
+    assert len(linear) > 8
+    for name in linear:
+        torch.testing.assert_close(packed[name], dense[name], atol=1e-5, rtol=1e-4, msg=name)
+    scores = [json.loads((runs[g] / "metrics.json").read_text())["test"] for g in runs]
+    for key, value in scores[0].items():
+        assert scores[1][key] == pytest.approx(value, abs=1e-3), key
+    config = json.loads((runs["packed"] / "best" / "config.json").read_text())
+    assert "graph" not in json.dumps(config["backbone"])
+    recipe = recipe_from_dict(recipe_data(cache, tmp_path / "pfn", model={"graph": "packed"}))
+    with pytest.raises(RecipeError, match=r"model\.graph: 'packed' needs a backbone with a packed"):
+        train(recipe)
+
+
 @pytest.mark.slow  # three training runs
 def test_interrupted_run_resumes_to_the_same_weights(cache: Path, tmp_path: Path) -> None:
     sections = {

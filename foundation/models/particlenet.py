@@ -271,11 +271,11 @@ class ParticleNet(Backbone):
         ``torch_geometric`` graph of the real particles
         (:func:`~foundation.models.particlenet_packed.forward_packed`): the same outputs and
         batch-norm statistics, 2-3x faster training on ragged batches, slower for single jets.
-        A runtime switch (not in ``config``); exports always trace the dense path. Packed
-        supports ``missing_neighbours="ignore"`` only.
+        A runtime switch (not in ``config``; a recipe's ``model.graph``); exports always trace
+        the dense path. Both neighbour rules run packed.
 
         Raises:
-            ValueError: an unknown ``graph``, or ``"packed"`` for a model it cannot reproduce.
+            ValueError: an unknown ``graph``.
         """
         if graph not in ("dense", "packed"):
             raise ValueError(
@@ -284,7 +284,7 @@ class ParticleNet(Backbone):
         if graph == "packed":
             from foundation.models.particlenet_packed import PackedParticleNet
 
-            PackedParticleNet(self)  # refuses unsupported options now, not at the first batch
+            PackedParticleNet(self)  # torch_geometric missing: the error comes now
         self.graph = graph
         return self
 

@@ -7,12 +7,11 @@ mean over each jet's particles. :func:`forward_packed` runs it on a :class:`JetB
 the dense model's :class:`Features` (equal to ``model(batch)`` to float rounding, in train and
 eval mode: ``tests/test_graph.py``).
 
-Supported: ParticleNet's default neighbour rule (``missing_neighbours="ignore"``: a jet with
-``n <= k`` particles gives each particle its ``n - 1`` real neighbours), and where the dense
-model has them, ``coordinates``, ``fusion`` and ``pool_slots``. Not supported:
-``missing_neighbours="zero_features"`` (weaver's padded slots counted as zero-feature
-neighbours), which a graph of real particles does not have; such a model is refused with an
-error that says so.
+Both neighbour rules: ParticleNet's default (``missing_neighbours="ignore"``: a jet with
+``n <= k`` particles gives each particle its ``n - 1`` real neighbours) and weaver's
+(``"zero_features"``: the missing ones are padding slots with zero features, one extra
+zero-feature node in the packed graph), and where the dense model has them, ``coordinates``,
+``fusion`` and ``pool_slots``: the converted JetClass ParticleNets run packed too.
 
 Where it pays: ``benchmarks/bench_packed_graph.py`` (figures in its docstring).
 """
@@ -51,7 +50,6 @@ class PackedParticleNet(nn.Module):
 
     def __init__(self, model: ParticleNet) -> None:
         super().__init__()
-        _check_supported(model)
         self.input_norm = model.input_norm
         self.blocks = nn.ModuleList(PackedEdgeConv.from_dense(block) for block in model.blocks)
         self.fusion = getattr(model, "fusion", None)
@@ -80,16 +78,6 @@ class PackedParticleNet(nn.Module):
     def forward_graph(self, graph: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """Run on a :func:`~foundation.data.graph.to_graph` batch (``x``, ``pos``, ``batch``)."""
         return self(graph.x, graph.pos, graph.batch, graph.num_graphs)
-
-
-def _check_supported(model: ParticleNet) -> None:
-    missing = model.config.get("missing_neighbours", "ignore")
-    if missing != "ignore":
-        raise ValueError(
-            f"PackedParticleNet: missing_neighbours={missing!r} reads padding slots as "
-            "zero-feature neighbours, which a graph of real particles does not have; only "
-            "missing_neighbours='ignore' runs packed. Run this model dense (model(batch))"
-        )
 
 
 def forward_packed(model: ParticleNet, batch: JetBatch) -> Features:

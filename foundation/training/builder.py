@@ -142,6 +142,7 @@ def build_model(recipe: Recipe, summary: DataSummary, base: Model | None = None)
         KeyError / ValueError: unknown backbone or head, or bad head arguments.
     """
     model = _backbone(recipe, summary, base)
+    _use_graph(model, recipe.model.graph)
     for name, head in recipe.model.heads.items():
         arguments = head_arguments(recipe, head.type, head.kwargs, summary)
         model.add_head(name, head.type, weight=head.weight, **arguments)
@@ -152,6 +153,23 @@ def build_model(recipe: Recipe, summary: DataSummary, base: Model | None = None)
         max_particles=recipe.data.max_particles,
     )
     return model
+
+
+def _use_graph(model: Model, graph: str) -> None:
+    """Switch the backbone to ``model.graph`` (a runtime setting, never saved in its config).
+
+    Raises:
+        RecipeError: ``packed`` for a backbone without a packed path.
+    """
+    if graph == "dense":
+        return
+    use_graph = getattr(model.backbone, "use_graph", None)
+    if use_graph is None:
+        raise RecipeError(
+            f"model.graph: {graph!r} needs a backbone with a packed path (the particlenet "
+            f"family), found {model.backbone_name!r}; remove model.graph or set it to 'dense'"
+        )
+    use_graph(graph)
 
 
 def head_targets(model: Model) -> list[str]:

@@ -186,6 +186,13 @@ class ModelConfig:
         default=0.15,
         metadata=_help("fraction of particles hidden when a masked_particle head is present"),
     )
+    graph: Literal["dense", "packed"] = field(
+        default="dense",
+        metadata=_help(
+            "particlenet backbones: packed runs EdgeConv on a graph of the real particles "
+            "(same outputs, 2-3x faster training on ragged batches on CPU); dense pads"
+        ),
+    )
 
 
 @dataclass(frozen=True)

@@ -3,9 +3,12 @@
 The dense :class:`~foundation.models.particlenet.EdgeConvBlock` works on padded ``[B, N, k]``
 neighbour slots; :class:`PackedEdgeConv` is the same function on a packed graph of real
 particles (``x [M, C]``, a ``batch`` vector) with an ``edge_index`` that holds real edges only,
-so its edge MLP and batch norms never see a padded particle or a missing neighbour. It has the
-same parameters under the same names: :meth:`PackedEdgeConv.from_dense` shares a dense block's
-modules, and the two give the same output (``tests/test_graph.py``).
+so its edge MLP and batch norms never see a padded particle. weaver's rule for jets with fewer
+than ``k + 1`` particles (``missing_neighbours="zero_features"``: the missing neighbours are
+padding slots with zero features) is kept with one extra zero-feature node that those edges
+point to (:func:`knn_graph_packed_slots`). It has the same parameters under the same names:
+:meth:`PackedEdgeConv.from_dense` shares a dense block's modules, and the two give the same
+output (``tests/test_graph.py``).
 
 The kNN graph (:func:`knn_graph_packed`) is computed per jet with the project's dense
 :func:`~foundation.models.layers.knn_graph_dense` on a ``to_dense_batch`` view: ``torch_cluster``
@@ -34,7 +37,7 @@ with requires_extra("pyg"):
     from torch_geometric.utils import segment, to_dense_batch
 
 if TYPE_CHECKING:
-    from foundation.models.particlenet import EdgeConvBlock
+    from foundation.models.particlenet import EdgeConvBlock, MissingNeighbours
 
 
 def knn_graph_packed(
@@ -77,6 +80,49 @@ def knn_graph_packed(
     return torch.stack([source, target])
 
 
+def knn_graph_packed_slots(
+    coords: torch.Tensor, batch: torch.Tensor, k: int, num_graphs: int | None = None
+) -> torch.Tensor:
+    """weaver's kNN on a packed graph: every node gets exactly ``k`` edges.
+
+    The neighbours are those of :func:`~foundation.models.particlenet.knn_graph_slots` on the
+    padded jets (the ``k + 1`` nearest minus the nearest, ties to the lower slot); where a jet
+    has fewer than ``k + 1`` nodes, the missing neighbours (padding slots in weaver, with zero
+    features) are edges from the extra node ``M``, which the caller gives zero features. Rows
+    and order as :func:`knn_graph_packed`: row 0 the source ``j``, row 1 the target ``i``,
+    sorted by target.
+
+    Args:
+        coords: coordinates the distance is measured in.
+        batch: graph of each node, sorted (as in a PyG ``Batch``).
+        k: neighbours per node.
+        num_graphs: number of graphs ``B`` (default ``batch.max() + 1``).
+
+    Returns:
+        ``edge_index`` ``[2, M k]`` int64, sources in ``[0, M]``.
+
+    Shapes:
+        - coords: ``[M, C]``
+        - batch: ``[M]``
+        - output: ``[2, M k]``
+    """
+    from foundation.models.particlenet import knn_graph_slots
+
+    nodes = coords.shape[0]
+    if nodes == 0:
+        return torch.zeros(2, 0, dtype=torch.long, device=coords.device)
+    dense, mask = to_dense_batch(coords, batch, batch_size=num_graphs)
+    index, real = knn_graph_slots(dense, mask, k)  # [B, n, k]
+    counts = mask.sum(dim=1)
+    offsets = torch.cumsum(counts, 0) - counts  # first node of each graph
+    node = offsets.view(-1, 1, 1) + torch.arange(dense.shape[1], device=coords.device).view(
+        1, -1, 1
+    )
+    source = torch.where(real, offsets.view(-1, 1, 1) + index, torch.full_like(index, nodes))
+    rows = mask.unsqueeze(-1).expand_as(index)  # all k slots of every real node
+    return torch.stack([source[rows], node.expand_as(index)[rows]])
+
+
 class PackedEdgeConv(MessagePassing):
     """ParticleNet's EdgeConv block on a packed graph (see the module docstring).
 
@@ -84,12 +130,16 @@ class PackedEdgeConv(MessagePassing):
     ``Linear -> BN -> ReLU`` layers (the first linear evaluated per node, as in the dense
     block); messages are averaged per node (a node without edges gets zero); a ``Linear -> BN``
     shortcut of ``x_i`` is added and a ReLU applied. Batch norms see the real edges and nodes
-    only, so training-mode statistics equal the dense block's masked ones.
+    only, so training-mode statistics equal the dense block's masked ones. With
+    ``missing_neighbours="zero_features"`` every node has ``k`` edges, those beyond its jet's
+    other particles from a zero-feature node (:func:`knn_graph_packed_slots`), as in the dense
+    block.
 
     Args:
         in_dim: input width ``C``.
         channels: widths of the edge MLP; the output width is ``channels[-1]``.
         k: neighbours per node.
+        missing_neighbours: see :data:`~foundation.models.particlenet.MISSING_NEIGHBOURS`.
 
     Shapes:
         - x: ``[M, C]``
@@ -98,11 +148,18 @@ class PackedEdgeConv(MessagePassing):
         - output: ``[M, channels[-1]]``
     """
 
-    def __init__(self, in_dim: int, channels: Sequence[int], k: int) -> None:
+    def __init__(
+        self,
+        in_dim: int,
+        channels: Sequence[int],
+        k: int,
+        missing_neighbours: MissingNeighbours = "ignore",
+    ) -> None:
         super().__init__(aggr="mean")
         if k < 1 or not channels:
             raise ValueError(f"EdgeConv needs k >= 1 and some channels, found k={k}, {channels}")
         self.k = k
+        self.zero_features = missing_neighbours == "zero_features"
         self.in_dim = in_dim
         widths = [2 * in_dim, *channels]
         self.linears = nn.ModuleList(
@@ -118,6 +175,7 @@ class PackedEdgeConv(MessagePassing):
         packed = cls.__new__(cls)  # no fresh layers to initialise and throw away
         MessagePassing.__init__(packed, aggr="mean")
         packed.k, packed.in_dim = block.k, block.in_dim
+        packed.zero_features = block.zero_features
         packed.linears, packed.norms = block.linears, block.norms
         packed.shortcut, packed.shortcut_norm = block.shortcut, block.shortcut_norm
         return packed
@@ -129,17 +187,26 @@ class PackedEdgeConv(MessagePassing):
         batch: torch.Tensor,
         num_graphs: int | None = None,
     ) -> torch.Tensor:
-        edge_index = knn_graph_packed(coords, batch, self.k, num_graphs)
         weight = self.linears[0].weight
         w_center, w_diff = weight[:, : self.in_dim], weight[:, self.in_dim :]
         center = F.linear(x, w_center - w_diff)
         neighbour = F.linear(x, w_diff)
+        if self.zero_features:
+            edge_index = knn_graph_packed_slots(coords, batch, self.k, num_graphs)
+            # node M: the zero-feature padding neighbour (W_b x_j = 0)
+            neighbour = torch.cat([neighbour, neighbour.new_zeros(1, neighbour.shape[1])])
+        else:
+            edge_index = knn_graph_packed(coords, batch, self.k, num_graphs)
         # The edges come grouped by target node (knn_graph_packed): a CSR mean over segments
         # is several times faster on CPU than PyG's default scatter.
         degree = torch.bincount(edge_index[1], minlength=x.shape[0])
         target_ptr = torch.cat([degree.new_zeros(1), torch.cumsum(degree, 0)])
         aggregated = self.propagate(
-            edge_index, center=center, neighbour=neighbour, target_ptr=target_ptr
+            edge_index,
+            size=(neighbour.shape[0], x.shape[0]),
+            center=center,
+            neighbour=neighbour,
+            target_ptr=target_ptr,
         )
         return F.relu(aggregated + self.shortcut_norm(self.shortcut(x)))
 
@@ -162,4 +229,5 @@ class PackedEdgeConv(MessagePassing):
 
     def __repr__(self) -> str:
         widths = [linear.out_features for linear in self.linears]
-        return f"{type(self).__name__}({self.in_dim}, {widths}, k={self.k})"
+        rule = ", missing_neighbours='zero_features'" if self.zero_features else ""
+        return f"{type(self).__name__}({self.in_dim}, {widths}, k={self.k}{rule})"
