@@ -14,31 +14,35 @@ network on real edges only, but pays for the conversion (``to_graph``, included)
 PyG scatter. Timed alternately (a busy machine slows both alike), medians of calls:
 ``eval`` is a no-grad forward, ``train`` a forward + backward in training mode.
 
-Measured on 2026-12-01 with ``python benchmarks/bench_packed_graph.py --out
-benchmarks/results/packed_graph_cpu.json`` (2 threads, AMD EPYC, torch 2.13 CPU, on a 2-core
-machine shared with other jobs: load average 6 to 9, so absolute times are inflated and only
-the alternated ratios carry over), ms per call, dense / packed (speed-up of packed):
+Measured on 2026-12-01 after batch norms moved to PyTorch's fused kernel (commit "MaskedBatchNorm
+trains through PyTorch's fused batch norm"), in process CPU seconds (2 threads, AMD EPYC, torch
+2.13 CPU, on a 2-core machine shared with two one-thread training jobs), with
+``python benchmarks/bench_packed_graph.py --clock cpu --out
+benchmarks/results/packed_graph_cpu_clock.json`` and, for weaver's neighbour rule (the converted
+JetClass ParticleNets), ``--variants particlenet --missing-neighbours zero_features --out
+benchmarks/results/packed_graph_cpu_clock_zero_features.json``; ms per call, dense / packed
+(speed-up of packed):
 
-============== ===== ========================== ============================== ===========
-variant        B     eval (no-grad forward)     train (forward + backward)     max |Δ jet|
-============== ===== ========================== ============================== ===========
-particlenet-s  256   2,193 / 1,256 (1.75x)      8,040 / 2,752 (2.92x)          1.5e-07
-particlenet    256   16,951 / 12,275 (1.38x)    141,449 / 70,223 (2.01x)       1.5e-07
-particlenet-s  1     187 / 266 (0.70x)          284 / 683 (0.41x)              7.5e-08
-particlenet    1     505 / 575 (0.88x)          2,436 / 3,953 (0.62x)          6.0e-08
-============== ===== ========================== ============================== ===========
+============== ============= ===== ======================== ========================== ===========
+variant        neighbours    B     eval (no-grad forward)   train (forward + backward) max |Δ jet|
+============== ============= ===== ======================== ========================== ===========
+particlenet-s  ignore        256   926 / 663 (1.40x)        1,530 / 762 (2.01x)        1.5e-07
+particlenet    ignore        256   7,850 / 3,780 (2.08x)    21,100 / 10,000 (2.10x)    1.5e-07
+particlenet    zero_features 256   9,000 / 4,660 (1.93x)    27,400 / 12,600 (2.19x)    1.5e-07
+particlenet-s  ignore        1     6.7 / 13.3 (0.50x)       19.7 / 23.9 (0.82x)        7.5e-08
+particlenet    ignore        1     33.3 / 41.6 (0.80x)      114 / 116 (0.99x)          6.0e-08
+particlenet    zero_features 1     41.6 / 76.1 (0.55x)      281 / 242 (1.16x)          6.0e-08
+============== ============= ===== ======================== ========================== ===========
 
 (59 real particles per jet on average at B = 256, trimmed to 100 slots: 41 % of the dense
 edges belong to padding; the B = 1 jet has 100 particles, so dense has no padding at all.)
+Before the fused batch norm (``--variants particlenet-s --clock cpu``, earlier that day): particlenet-s
+B = 256 train 4,490 / 1,970 ms (2.28x), eval 1,390 / 911 ms: the dense training step is 2.9x faster now, the packed one
+2.6x. ``benchmarks/results/packed_graph_cpu.json`` (wall clock, load average 6 to 9) is from
+before the change.
 
-The same in process CPU seconds (both threads; less sensitive to the neighbours' load), with
-``--variants particlenet-s --clock cpu --out benchmarks/results/packed_graph_cpu_clock.json``:
-B = 256: eval 1,390 / 911 ms (1.52x), train 4,490 / 1,970 ms (2.28x); B = 1: eval
-8.2 / 32.2 ms (0.25x), train 72 / 79 ms (0.91x).
-
-Where to use which: the packed path pays on ragged batches, above all in training (2-3x: the
-backward of the dense gather and edge MLP over padded rows is the expensive part); the dense
-path stays the choice for single jets and small batches (no padding to skip, less overhead) and
+Where to use which: the packed path pays on ragged batches, in training and inference (about
+2x: the dense edge MLP runs over padded rows); the dense path stays the choice for single jets and small batches (no padding to skip, less overhead) and
 is the one that exports to ONNX.
 """
 
@@ -90,13 +94,23 @@ def _alternate(
 
 
 def measure(
-    variant: str, batch: JetBatch, budget: float, clock: Callable[[], float] = time.perf_counter
+    variant: str,
+    batch: JetBatch,
+    budget: float,
+    clock: Callable[[], float] = time.perf_counter,
+    missing_neighbours: str = "ignore",
 ) -> dict[str, object]:
     """Dense and packed ``eval`` and ``train`` times of one variant on one batch."""
     torch.manual_seed(0)
-    dense_model = create_backbone(variant, in_features=FEATURES)
+    dense_model = create_backbone(
+        variant, in_features=FEATURES, missing_neighbours=missing_neighbours
+    )
     packed_model = copy.deepcopy(dense_model)
-    row: dict[str, object] = {"variant": variant, "batch_size": len(batch)}
+    row: dict[str, object] = {
+        "variant": variant,
+        "missing_neighbours": missing_neighbours,
+        "batch_size": len(batch),
+    }
     with torch.no_grad():
         dense_model.eval(), packed_model.eval()
         difference = (dense_model(batch).jet - forward_packed(packed_model, batch).jet).abs()
@@ -139,6 +153,12 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     parser.add_argument(
         "--clock", choices=sorted(CLOCKS), default="wall", help="wall or process CPU seconds"
     )
+    parser.add_argument(
+        "--missing-neighbours",
+        choices=["ignore", "zero_features"],
+        default="ignore",
+        help="zero_features: weaver's rule, as in the converted JetClass ParticleNets",
+    )
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
 
@@ -147,7 +167,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     for size in (int(s) for s in args.batch_sizes.split(",")):
         batch = ragged_jets(size, args.min_particles, args.max_particles, args.slots)
         for variant in args.variants.split(","):
-            row = measure(variant, batch, args.budget, CLOCKS[args.clock])
+            row = measure(variant, batch, args.budget, CLOCKS[args.clock], args.missing_neighbours)
             row["real_particles_mean"] = float(batch.mask.sum(1).float().mean())
             row["trimmed_slots"] = int(batch.mask.sum(1).max())
             cells = (

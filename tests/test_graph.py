@@ -314,7 +314,8 @@ def test_a_pyg_backbone_trains_and_fine_tunes_with_a_recipe(tmp_path: Path) -> N
     assert torch.isfinite(outputs["top"]["logit"]).all()
 
 
-def test_packed_graph_benchmark_harness_runs_both_paths(tmp_path: Path) -> None:
+@pytest.mark.parametrize("rule", ["ignore", "zero_features"])
+def test_packed_graph_benchmark_harness_runs_both_paths(tmp_path: Path, rule: str) -> None:
     import sys
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
@@ -322,8 +323,10 @@ def test_packed_graph_benchmark_harness_runs_both_paths(tmp_path: Path) -> None:
 
     argv = ["--variants", "particlenet-tiny", "--batch-sizes", "3", "--slots", "12"]
     argv += ["--min-particles", "2", "--max-particles", "10", "--budget", "0", "--threads", "1"]
+    argv += ["--missing-neighbours", rule]
     result = bench_packed_graph.main([*argv, "--out", str(tmp_path / "packed.json")])
     (row,) = result["rows"]
+    assert row["missing_neighbours"] == rule
     assert row["max_abs_jet_difference_eval"] < 1e-5
     assert row["eval_dense_ms"] > 0 and row["train_packed_ms"] > 0
     assert (
