@@ -36,14 +36,14 @@ particlenet    zero_features 1     41.6 / 76.1 (0.55x)      281 / 242 (1.16x)   
 
 (59 real particles per jet on average at B = 256, trimmed to 100 slots: 41 % of the dense
 edges belong to padding; the B = 1 jet has 100 particles, so dense has no padding at all.)
-Before the fused batch norm (``--variants particlenet-s --clock cpu``, earlier that day): particlenet-s
-B = 256 train 4,490 / 1,970 ms (2.28x), eval 1,390 / 911 ms: the dense training step is 2.9x faster now, the packed one
-2.6x. ``benchmarks/results/packed_graph_cpu.json`` (wall clock, load average 6 to 9) is from
-before the change.
+Before the fused batch norm (``--variants particlenet-s --clock cpu``, earlier that day):
+particlenet-s B = 256 train 4,490 / 1,970 ms (2.28x), eval 1,390 / 911 ms: the dense training
+step is 2.9x faster now, the packed one 2.6x. ``benchmarks/results/packed_graph_cpu.json``
+(wall clock, load average 6 to 9) is from before the change.
 
 Where to use which: the packed path pays on ragged batches, in training and inference (about
-2x: the dense edge MLP runs over padded rows); the dense path stays the choice for single jets and small batches (no padding to skip, less overhead) and
-is the one that exports to ONNX.
+2x: the dense edge MLP runs over padded rows); the dense path stays the choice for single jets
+and small batches (no padding to skip, less overhead) and is the one that exports to ONNX.
 """
 
 from __future__ import annotations

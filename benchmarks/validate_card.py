@@ -2,7 +2,8 @@
 
 Run by hand on two folders of simulated shards (same processes and seed, two cards)::
 
-    foundation simulate --process jetclass --jets 100 --seed 777 --card default --out /tmp/sim_default
+    foundation simulate --process jetclass --jets 100 --seed 777 --card default \\
+        --out /tmp/sim_default
     foundation simulate --process jetclass --jets 100 --seed 777 --card jetclass --out /tmp/sim_jc
     python benchmarks/validate_card.py --old /tmp/sim_default --new /tmp/sim_jc \\
         --out benchmarks/results/validate_card

@@ -68,16 +68,28 @@ def knn_graph_packed(
     """
     if coords.shape[0] == 0:
         return torch.zeros(2, 0, dtype=torch.long, device=coords.device)
-    dense, mask = to_dense_batch(coords, batch, batch_size=num_graphs)
+    dense, mask, offsets, node = _padded_view(coords, batch, num_graphs)
     index, valid = knn_graph_dense(dense, mask, k)  # [B, n, k]
-    counts = mask.sum(dim=1)
-    offsets = torch.cumsum(counts, 0) - counts  # first node of each graph
-    node = offsets.view(-1, 1, 1) + torch.arange(dense.shape[1], device=coords.device).view(
-        1, -1, 1
-    )
-    source = (offsets.view(-1, 1, 1) + index)[valid]
+    source = (offsets + index)[valid]
     target = node.expand_as(index)[valid]
     return torch.stack([source, target])
+
+
+def _padded_view(
+    coords: torch.Tensor, batch: torch.Tensor, num_graphs: int | None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The padded jets of a packed graph, with the packed index of each graph's first node and
+    of each slot.
+
+    Shapes:
+        - coords: ``[M, C]``; batch: ``[M]``
+        - output: dense ``[B, n, C]``, mask ``[B, n]``, offsets ``[B, 1, 1]``, node ``[B, n, 1]``
+    """
+    dense, mask = to_dense_batch(coords, batch, batch_size=num_graphs)
+    counts = mask.sum(dim=1)
+    offsets = (torch.cumsum(counts, 0) - counts).view(-1, 1, 1)  # first node of each graph
+    node = offsets + torch.arange(dense.shape[1], device=coords.device).view(1, -1, 1)
+    return dense, mask, offsets, node
 
 
 def knn_graph_packed_slots(
@@ -111,14 +123,9 @@ def knn_graph_packed_slots(
     nodes = coords.shape[0]
     if nodes == 0:
         return torch.zeros(2, 0, dtype=torch.long, device=coords.device)
-    dense, mask = to_dense_batch(coords, batch, batch_size=num_graphs)
+    dense, mask, offsets, node = _padded_view(coords, batch, num_graphs)
     index, real = knn_graph_slots(dense, mask, k)  # [B, n, k]
-    counts = mask.sum(dim=1)
-    offsets = torch.cumsum(counts, 0) - counts  # first node of each graph
-    node = offsets.view(-1, 1, 1) + torch.arange(dense.shape[1], device=coords.device).view(
-        1, -1, 1
-    )
-    source = torch.where(real, offsets.view(-1, 1, 1) + index, torch.full_like(index, nodes))
+    source = torch.where(real, offsets + index, torch.full_like(index, nodes))
     rows = mask.unsqueeze(-1).expand_as(index)  # all k slots of every real node
     return torch.stack([source[rows], node.expand_as(index)[rows]])
 
