@@ -20,17 +20,14 @@ Importing this module imports ``torch_geometric`` (a few seconds): it is not re-
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from foundation.extras import requires_extra
 from foundation.models.layers.knn import knn_graph_dense
-from foundation.models.layers.norm import MaskedBatchNorm
 
 with requires_extra("pyg"):
     from torch_geometric.nn import MessagePassing
@@ -162,30 +159,24 @@ class PackedEdgeConv(MessagePassing):
         k: int,
         missing_neighbours: MissingNeighbours = "ignore",
     ) -> None:
+        from foundation.models.particlenet import EdgeConvBlock
+
         super().__init__(aggr="mean")
-        if k < 1 or not channels:
-            raise ValueError(f"EdgeConv needs k >= 1 and some channels, found k={k}, {channels}")
-        self.k = k
-        self.zero_features = missing_neighbours == "zero_features"
-        self.in_dim = in_dim
-        widths = [2 * in_dim, *channels]
-        self.linears = nn.ModuleList(
-            nn.Linear(a, b, bias=False) for a, b in itertools.pairwise(widths)
-        )
-        self.norms = nn.ModuleList(MaskedBatchNorm(width) for width in channels)
-        self.shortcut = nn.Linear(in_dim, channels[-1], bias=False)
-        self.shortcut_norm = MaskedBatchNorm(channels[-1])
+        self._share(EdgeConvBlock(in_dim, channels, k, missing_neighbours))
 
     @classmethod
     def from_dense(cls, block: EdgeConvBlock) -> PackedEdgeConv:
         """A packed block that shares ``block``'s modules (parameters and running statistics)."""
         packed = cls.__new__(cls)  # no fresh layers to initialise and throw away
         MessagePassing.__init__(packed, aggr="mean")
-        packed.k, packed.in_dim = block.k, block.in_dim
-        packed.zero_features = block.zero_features
-        packed.linears, packed.norms = block.linears, block.norms
-        packed.shortcut, packed.shortcut_norm = block.shortcut, block.shortcut_norm
+        packed._share(block)
         return packed
+
+    def _share(self, block: EdgeConvBlock) -> None:
+        """Take ``block``'s settings and modules (the same objects, not copies)."""
+        self.k, self.in_dim, self.zero_features = block.k, block.in_dim, block.zero_features
+        self.linears, self.norms = block.linears, block.norms
+        self.shortcut, self.shortcut_norm = block.shortcut, block.shortcut_norm
 
     def forward(
         self,
